@@ -131,11 +131,14 @@ export class Fun {
 /** An external fun, `fun Module:Function/Arity`. */
 export class Export {
   declare readonly [TERM_KIND]: Kind.Export;
-  constructor(
-    readonly module: Atom,
-    readonly function: Atom,
-    readonly arity: number,
-  ) {}
+  readonly module: Atom;
+  readonly function: Atom;
+  readonly arity: number;
+  constructor(module: Atom, fn: Atom, arity: number) {
+    this.module = module;
+    this.function = fn;
+    this.arity = arity;
+  }
 }
 
 /** A bitstring whose length in bits is not a multiple of 8: `bits` (1..8) of the last byte are used. */

@@ -1,0 +1,10 @@
+/**
+ * erl-peb: talk to Erlang from Node.js through Erlang's own ei library.
+ * This entry point uses the native addon; `erl-peb/pure` has the codec without it.
+ */
+export * from './terms';
+export * from './errors';
+export type { DecodeOptions, EncodeOptions } from './codec/options';
+export { termToBinary, binaryToTerm } from './codec/native';
+export { resolveConnectOptions, loadConfigFile } from './config';
+export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions, ConfigFile } from './config';
