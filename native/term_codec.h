@@ -39,4 +39,14 @@ void EncodeTerm(AddonData& data, Napi::Value value, std::string& out, const Enco
 Napi::Value DecodeTerm(AddonData& data, Napi::Env env, const uint8_t* bytes, size_t len, size_t* offset,
                        const DecodeSettings& settings);
 
+// The whole of termToBinary: appends the version byte and the term, compressed (tag 80) when
+// settings.compressLevel >= 0 and that is shorter, as Erlang's term_to_binary does. Throws as EncodeTerm.
+void TermToBinary(AddonData& data, Napi::Value value, std::string& out, const EncodeSettings& settings);
+
+// The whole of binaryToTerm: the version byte, then one term, possibly compressed (its inflated
+// size checked against settings.maxUncompressedSize before anything is allocated), then nothing
+// else. Throws as DecodeTerm.
+Napi::Value BinaryToTerm(AddonData& data, Napi::Env env, const uint8_t* bytes, size_t len,
+                         const DecodeSettings& settings);
+
 }  // namespace erlpeb

@@ -1,0 +1,765 @@
+/**
+ * A connection to an Erlang node: a hidden C-node of its own, run by the native addon on an I/O
+ * thread of its own (see native/connection.h). Nothing here blocks the event loop, and any number
+ * of calls may be in flight on one connection: each carries a reference whose words hold its call
+ * id, and the reply `{Ref, Reply}` is matched to it.
+ *
+ * Semantics worth knowing:
+ * - `call` is gen_server:call: `{'$gen_call', {Self, Ref}, Request}` to a registered name or a pid.
+ *   The target is monitored (one monitor per target, kept while the target lives), so a name that
+ *   is not registered or a process that dies rejects the call with a RemoteError of kind 'exit'
+ *   (reason `noproc`, or the exit reason) instead of a timeout.
+ * - `rpc` is a gen_server call to `rex`: `{call, M, F, A, user}`. An exception in the function
+ *   comes back as `{badrpc, {'EXIT', ...}}` and rejects with a RemoteError: kind 'error' (reason
+ *   the error reason, for `{'EXIT', {Reason, Stacktrace}}`), 'exit' (any other `{'EXIT', R}`), or
+ *   'badrpc'. A *thrown* value is rex's plain result (rex catches with `catch`), so it resolves.
+ * - A timed-out call is taken back if it has not been written yet; once written it may still run
+ *   on the node, and its late reply is dropped.
+ * - Messages to `conn.self`: the oldest pending `receive()` takes each one; when none waits, the
+ *   'message' listeners get it; when there are none, it waits in a mailbox (at most 10,000, the
+ *   oldest dropped first) for the next `receive()`.
+ * - Connection loss rejects every pending call with ConnectionError at once and emits
+ *   'disconnect'. With `reconnect`, the connection reconnects with exponential backoff, trying
+ *   the next of `nodes` each time, emits 'connect', and serves calls made meanwhile (they wait,
+ *   within their own timeout). Without it, later calls reject with ConnectionError.
+ * - An idle connection does not keep the process alive; pending calls, waiting `receive()`s and
+ *   'message' listeners do.
+ */
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import { hostname } from 'node:os';
+import { inspect } from 'node:util';
+import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './config';
+import { resolveDecodeOptions } from './codec/options';
+import { ClosedError, ConfigError, ConnectionError, EncodeError, ErlPebError, RemoteError, TimeoutError } from './errors';
+import { nativeBinding } from './native';
+import { printTerm } from './peb/print';
+import { Atom, atom, Pid, Tuple, type Term } from './terms';
+
+export interface CallOptions {
+  /** Milliseconds to wait for the reply (default: the connection's `callTimeout`); `Infinity` waits forever. */
+  timeout?: number;
+  /** Aborting rejects the call with the signal's reason (a written call may still run on the node). */
+  signal?: AbortSignal;
+}
+
+export interface ReceiveOptions {
+  /** Milliseconds to wait for a message (default: the connection's `callTimeout`); `Infinity` waits forever. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** Where a call or message goes: a registered name (string or Atom) on the connected node, or a pid. */
+export type Destination = string | Atom | Pid;
+
+export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected' | 'closed';
+
+/** The native class (native/connection.cc). */
+interface NativeConnection {
+  connect(node: string, timeout: number): void;
+  call(id: number, target: string | Pid, request: unknown, monitorId: number): void;
+  rpc(id: number, module: string, fn: string, args: unknown[], monitorId: number): void;
+  send(target: string | Pid, term: unknown): void;
+  demonitor(target: string | Pid, monitorId: number): void;
+  cancel(id: number): boolean;
+  discardQueued(): void;
+  uncork(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+  self(): [string, number, number, number];
+}
+type NativeConnectionClass = new (options: object, onEvents: (batch: unknown[]) => void) => NativeConnection;
+
+// Event kinds of native/connection.h.
+const EV_REPLY = 0;
+const EV_MESSAGE = 1;
+const EV_DOWN = 2;
+const EV_CONNECTED = 3;
+const EV_CONNECT_FAILED = 4;
+const EV_DISCONNECTED = 5;
+const DECODE_FAILED = 0x80;
+
+const MAILBOX_LIMIT = 10_000;
+/** Monitors kept for targets with nothing pending, beyond which the oldest are dropped. */
+const MONITOR_LIMIT = 1024;
+const MAX_TIMER = 2 ** 31 - 1;
+
+interface Monitor {
+  readonly id: number;
+  readonly key: string;
+  readonly target: string | Pid;
+  pending: number;
+}
+
+interface Pending {
+  readonly resolve: (value: Term) => void;
+  readonly reject: (error: unknown) => void;
+  readonly what: string;
+  readonly isRpc: boolean;
+  readonly timeout: number;
+  timer: NodeJS.Timeout | undefined;
+  monitor: Monitor | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface Receiver {
+  readonly resolve: (value: Term) => void;
+  readonly reject: (error: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+let connectionCounter = 0;
+
+const A_BADRPC = atom('badrpc');
+const A_EXIT = atom('EXIT');
+const A_NOPROC = atom('noproc');
+const A_UNDEF = atom('undef');
+
+/** A short rendering of a term for an error message (Erlang syntax, cut at 200 characters). */
+function show(term: unknown): string {
+  let s: string;
+  try {
+    s = printTerm(term as Term);
+  } catch {
+    s = inspect(term, { depth: 3, breakLength: Infinity });
+  }
+  return s.length > 200 ? `${s.slice(0, 197)}...` : s;
+}
+
+function codePoints(s: string): number {
+  if (s.length <= 255) return s.length;
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+function atomName(v: unknown, what: string): string {
+  const name = v instanceof Atom ? v.name : v;
+  if (typeof name !== 'string' || name === '' || codePoints(name) > 255) {
+    throw new EncodeError(`${what} must be a non-empty atom name (a string or Atom of at most 255 characters), got ${inspect(v)}`, what);
+  }
+  return name;
+}
+
+function destination(dest: unknown): string | Pid {
+  if (dest instanceof Pid) return dest;
+  if (typeof dest === 'string' || dest instanceof Atom) return atomName(dest, 'destination');
+  throw new EncodeError(`destination must be a registered name (a string or Atom) or a Pid, got ${inspect(dest)}`, 'destination');
+}
+
+function targetKey(target: string | Pid): string {
+  return typeof target === 'string' ? target : `${target.toString()}/${target.creation}`;
+}
+
+function timeoutOf(o: { timeout?: number } | undefined, fallback: number): number {
+  const t = o?.timeout;
+  if (t === undefined) return fallback;
+  if (t === Infinity) return Infinity;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > MAX_TIMER) {
+    throw new ConfigError(`timeout must be an integer from 1 to ${MAX_TIMER} ms, or Infinity, got ${inspect(t)}`);
+  }
+  return t;
+}
+
+function signalOf(o: { signal?: AbortSignal } | undefined): AbortSignal | undefined {
+  const s = o?.signal;
+  if (s === undefined) return undefined;
+  if (typeof s !== 'object' || s === null || typeof s.addEventListener !== 'function' || typeof s.aborted !== 'boolean') {
+    throw new ConfigError(`signal must be an AbortSignal, got ${inspect(s)}`);
+  }
+  return s;
+}
+
+function optionsObject(o: unknown, what: string): void {
+  if (o !== undefined && (typeof o !== 'object' || o === null)) throw new ConfigError(`${what} options must be an object`);
+}
+
+/** The reason an abort rejects with: the signal's own reason, as Node's APIs do. */
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new ErlPebError('the operation was aborted', 'ABORT_ERR');
+}
+
+/** The RemoteError for an rpc reply `{badrpc, Reason}`, or undefined for any other reply. */
+function rpcError(reply: unknown, what: string): RemoteError | undefined {
+  if (!(reply instanceof Tuple) || reply.elements.length !== 2 || reply.elements[0] !== A_BADRPC) return undefined;
+  const reason = reply.elements[1];
+  if (reason instanceof Tuple && reason.elements.length === 2 && reason.elements[0] === A_EXIT) {
+    const r = reason.elements[1];
+    if (r instanceof Tuple && r.elements.length === 2 && Array.isArray(r.elements[1])) {
+      const error = r.elements[0];
+      const hint = error === A_UNDEF ? ' (the module or function does not exist, or is not exported)' : '';
+      return new RemoteError(`${what} failed: error ${show(error)}${hint}`, error, 'error');
+    }
+    return new RemoteError(`${what} failed: exit ${show(r)}`, r, 'exit');
+  }
+  return new RemoteError(`${what} failed: badrpc ${show(reason)}`, reason, 'badrpc');
+}
+
+/** This C-node's host part: the kind of name (long or short) must match the node's. */
+function localHost(target: string): string {
+  const long = target.slice(target.indexOf('@') + 1).includes('.');
+  const h = hostname();
+  if (!long) return h.split('.')[0] || 'localhost';
+  return h.includes('.') ? h : '127.0.0.1';
+}
+
+function epmdPort(): number {
+  const v = process.env.ERL_EPMD_PORT;
+  if (v === undefined || v === '') return 4369;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`ERL_EPMD_PORT must be a port number, got ${inspect(v)}`);
+  return n;
+}
+
+/**
+ * Connects to an Erlang node (or the first of `nodes` that answers). Options not given come from
+ * the environment, a config file and ~/.erlang.cookie (see lib/config.ts).
+ */
+export async function connect(options?: ConnectOptions): Promise<Connection> {
+  const resolved = resolveConnectOptions(options);
+  const conn = new Connection(resolved);
+  await conn.start();
+  return conn;
+}
+
+export class Connection extends EventEmitter {
+  /** The resolved settings (the cookie is not enumerable and never printed). */
+  readonly options: ResolvedConnectOptions;
+  /** This connection's own pid: messages sent to it arrive as 'message' events or through receive(). */
+  readonly self: Pid;
+  /** This connection's node name (a hidden node, unique to it). */
+  readonly name: string;
+
+  private readonly native: NativeConnection;
+  private currentState: ConnectionState = 'disconnected';
+  private nodeIndex = 0;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private readonly monitors = new Map<string, Monitor>();
+  private readonly monitorsById = new Map<number, Monitor>();
+  private nextMonitorId = 1;
+  private mailbox: Term[] = [];
+  private receivers: Receiver[] = [];
+  private messageListeners = 0;
+  private refed = false;
+  private connecting = false;
+  private connectWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectAttempts = 0;
+  private lostError: ConnectionError | undefined;
+  // Held here, and only weakly by the native object, so an unreferenced connection can be collected.
+  private readonly onEventsFn = (batch: unknown[]): void => this.onEvents(batch);
+  private readonly onTimeoutFn = (id: number): void => this.onTimeout(id);
+  private readonly uncorkFn = (): void => {
+    if (this.currentState !== 'closed') this.native.uncork();
+  };
+  private readonly uncorkLaterFn = (): void => queueMicrotask(this.uncorkFn);
+
+  /** @internal Use `connect()`. */
+  constructor(options: ResolvedConnectOptions) {
+    super();
+    this.options = options;
+    const decode = resolveDecodeOptions(options.decode);
+    const first = options.nodes[0]!;
+    const alive = `erlpeb_${process.pid}_${++connectionCounter}_${randomInt(0x1000000).toString(16)}`;
+    const host = localHost(first);
+    const NativeClass = nativeBinding().Connection as NativeConnectionClass;
+    this.native = new NativeClass(
+      {
+        alive,
+        host,
+        cookie: options.cookie,
+        creation: ((Math.floor(Date.now() / 1000) + connectionCounter) >>> 0) || 1,
+        magic: randomInt(0x40000),
+        maxMessageSize: options.maxMessageSize,
+        epmdPort: epmdPort(),
+        decodeFlags: decode.flags,
+        maxDepth: decode.maxDepth,
+        maxUncompressedSize: decode.maxUncompressedSize,
+      },
+      this.onEventsFn,
+    );
+    const [node, num, serial, creation] = this.native.self();
+    this.name = node;
+    this.self = new Pid(atom(node), num, serial, creation);
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'message') {
+        this.messageListeners++;
+        this.updateRef();
+      }
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'message') {
+        this.messageListeners--;
+        this.updateRef();
+      }
+    });
+  }
+
+  /** 'connected', 'reconnecting', 'disconnected' (lost, not reconnecting) or 'closed'. */
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** The node this connection is (or was last) connected to. */
+  get node(): string {
+    return this.options.nodes[this.nodeIndex]!;
+  }
+
+  /** @internal Connects to the first node that answers; used once, by `connect()`. */
+  async start(): Promise<void> {
+    const failures: string[] = [];
+    // The first connect keeps the process alive (a script awaiting connect() must not just exit);
+    // reconnection attempts do not.
+    this.connecting = true;
+    try {
+      for (let i = 0; i < this.options.nodes.length; i++) {
+        try {
+          await this.connectTo(i);
+          this.currentState = 'connected';
+          return;
+        } catch (e) {
+          if (e instanceof ClosedError) throw e;
+          failures.push((e as Error).message);
+        }
+      }
+    } finally {
+      this.connecting = false;
+      this.updateRef();
+    }
+    this.close();
+    const nodes = this.options.nodes;
+    throw new ConnectionError(
+      nodes.length === 1
+        ? `cannot connect to ${nodes[0]}: ${failures[0]}`
+        : `cannot connect to any of ${nodes.join(', ')}: ${failures.map((f, i) => `${nodes[i]}: ${f}`).join('; ')}`,
+    );
+  }
+
+  private connectTo(index: number): Promise<void> {
+    this.nodeIndex = index;
+    this.updateRef();
+    return new Promise<void>((resolve, reject) => {
+      this.connectWaiter = { resolve, reject };
+      this.native.connect(this.options.nodes[index]!, this.options.timeout);
+    });
+  }
+
+  /**
+   * Calls `module:fn(...args)` on the node (through `rex`, as rpc:call does) and resolves with the
+   * result. Rejects with RemoteError when the function raises (see the file comment), TimeoutError,
+   * ConnectionError, ClosedError, EncodeError (an argument with no Erlang counterpart).
+   */
+  rpc(module: string | Atom, fn: string | Atom, args: readonly Term[] = [], options?: CallOptions): Promise<Term> {
+    try {
+      optionsObject(options, 'rpc');
+      const m = atomName(module, 'module');
+      const f = atomName(fn, 'function');
+      if (!Array.isArray(args)) throw new EncodeError(`rpc arguments must be an array, got ${inspect(args)}`, 'args');
+      const timeout = timeoutOf(options, this.options.callTimeout);
+      const signal = signalOf(options);
+      const what = `rpc ${m}:${f}/${args.length}`;
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
+      this.checkUsable(what);
+      const id = this.nextId++;
+      let monitor = this.monitors.get('rex');
+      this.native.rpc(id, m, f, args as unknown[], monitor === undefined ? this.nextMonitorId : 0);
+      monitor ??= this.addMonitor('rex', 'rex');
+      return this.track(id, what, true, timeout, signal, monitor);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * gen_server:call to a registered name or a pid on the node: resolves with the reply. Rejects
+   * with RemoteError (kind 'exit') when no process has the name or the process exits before it
+   * replies, TimeoutError, ConnectionError, ClosedError, EncodeError.
+   */
+  call(dest: Destination, request: Term, options?: CallOptions): Promise<Term> {
+    try {
+      optionsObject(options, 'call');
+      const target = destination(dest);
+      const timeout = timeoutOf(options, this.options.callTimeout);
+      const signal = signalOf(options);
+      const what = `call to ${typeof target === 'string' ? target : target.toString()}`;
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
+      this.checkUsable(what);
+      const id = this.nextId++;
+      const key = targetKey(target);
+      let monitor = this.monitors.get(key);
+      this.native.call(id, target, request, monitor === undefined ? this.nextMonitorId : 0);
+      monitor ??= this.addMonitor(key, target);
+      return this.track(id, what, false, timeout, signal, monitor);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Sends `term` to a registered name or a pid on the node (Erlang's `!`): no reply, no delivery guarantee. */
+  send(dest: Destination, term: Term): void {
+    const target = destination(dest);
+    this.checkUsable('send');
+    this.native.send(target, term);
+  }
+
+  /** The next message sent to `self` (see the file comment for who gets a message first). */
+  receive(options?: ReceiveOptions): Promise<Term> {
+    try {
+      optionsObject(options, 'receive');
+      const timeout = timeoutOf(options, this.options.callTimeout);
+      const signal = signalOf(options);
+      if (this.currentState === 'closed') throw new ClosedError();
+      if (signal?.aborted) return Promise.reject(abortReason(signal));
+      if (this.mailbox.length > 0) return Promise.resolve(this.mailbox.shift() as Term);
+      return new Promise<Term>((resolve, reject) => {
+        const r: Receiver = { resolve, reject, timer: undefined, signal, onAbort: undefined };
+        if (timeout !== Infinity) {
+          r.timer = setTimeout(() => {
+            this.dropReceiver(r);
+            reject(new TimeoutError(`no message arrived within ${timeout} ms`, timeout));
+          }, timeout);
+        }
+        if (signal !== undefined) {
+          r.onAbort = () => {
+            this.dropReceiver(r);
+            reject(abortReason(signal));
+          };
+          signal.addEventListener('abort', r.onAbort, { once: true });
+        }
+        this.receivers.push(r);
+        this.updateRef();
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Closes the connection: pending calls and receives reject with ClosedError, the I/O thread is
+   * joined and everything native is freed. Later calls reject with ClosedError. Idempotent.
+   */
+  close(): void {
+    if (this.currentState === 'closed') return;
+    this.currentState = 'closed';
+    clearTimeout(this.reconnectTimer);
+    this.native.close();
+    this.refed = false;
+    const error = new ClosedError('the connection was closed');
+    this.connectWaiter?.reject(error);
+    this.connectWaiter = undefined;
+    this.rejectAllPending(() => new ClosedError(`the connection was closed`));
+    for (const r of this.receivers.splice(0)) {
+      this.clearReceiver(r);
+      r.reject(new ClosedError('the connection was closed'));
+    }
+    this.mailbox = [];
+    this.monitors.clear();
+    this.monitorsById.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private checkUsable(what: string): void {
+    switch (this.currentState) {
+      case 'closed':
+        throw new ClosedError(`${what}: the connection is closed`);
+      case 'disconnected':
+        throw new ConnectionError(`${what}: not connected to ${this.node}${this.lostError ? ` (${this.lostError.message})` : ''}`);
+      default:
+        // 'connected', or 'reconnecting': the call waits in the send queue for the connection.
+        return;
+    }
+  }
+
+  private addMonitor(key: string, target: string | Pid): Monitor {
+    const m: Monitor = { id: this.nextMonitorId++, key, target, pending: 0 };
+    this.monitors.set(key, m);
+    this.monitorsById.set(m.id, m);
+    if (this.monitors.size > MONITOR_LIMIT) this.trimMonitors();
+    return m;
+  }
+
+  /** Drops the oldest monitors of targets with nothing pending (many pids come and go). */
+  private trimMonitors(): void {
+    for (const m of this.monitors.values()) {
+      if (this.monitors.size <= (MONITOR_LIMIT * 3) / 4) break;
+      if (m.pending > 0 || m.key === 'rex') continue;
+      this.monitors.delete(m.key);
+      this.monitorsById.delete(m.id);
+      this.native.demonitor(m.target, m.id);
+    }
+  }
+
+  private track(
+    id: number,
+    what: string,
+    isRpc: boolean,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    monitor: Monitor,
+  ): Promise<Term> {
+    monitor.pending++;
+    return new Promise<Term>((resolve, reject) => {
+      const p: Pending = {
+        resolve,
+        reject,
+        what,
+        isRpc,
+        timeout,
+        timer: timeout === Infinity ? undefined : setTimeout(this.onTimeoutFn, timeout, id),
+        monitor,
+        signal,
+        onAbort: undefined,
+      };
+      if (signal !== undefined) {
+        p.onAbort = () => {
+          if (this.pending.get(id) !== p) return;
+          this.pending.delete(id);
+          this.native.cancel(id);
+          this.finish(p);
+          reject(abortReason(signal));
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.pending.set(id, p);
+      if (!this.refed) this.updateRef();
+    });
+  }
+
+  /** Clears what a pending call holds; the caller settles it. */
+  private finish(p: Pending): void {
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
+    if (p.monitor !== undefined) p.monitor.pending--;
+  }
+
+  private onTimeout(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    p.timer = undefined;
+    if (this.currentState !== 'closed') this.native.cancel(id);
+    this.finish(p);
+    p.reject(new TimeoutError(`${p.what} timed out after ${p.timeout} ms`, p.timeout));
+    this.updateRef();
+  }
+
+  private rejectAllPending(error: (p: Pending) => Error): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      this.finish(p);
+      p.reject(error(p));
+    }
+  }
+
+  private clearReceiver(r: Receiver): void {
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
+  }
+
+  private dropReceiver(r: Receiver): void {
+    const i = this.receivers.indexOf(r);
+    if (i >= 0) this.receivers.splice(i, 1);
+    this.clearReceiver(r);
+    this.updateRef();
+  }
+
+  /** Keeps the event loop alive exactly while something waits on this connection. */
+  private updateRef(): void {
+    if (this.currentState === 'closed') return;
+    const want = this.connecting || this.pending.size > 0 || this.receivers.length > 0 || this.messageListeners > 0;
+    if (want === this.refed) return;
+    this.refed = want;
+    if (want) this.native.ref();
+    else this.native.unref();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Events from the I/O thread: [kind, id, value] triples.
+
+  private onEvents(batch: unknown[]): void {
+    let thrown = false;
+    let error: unknown;
+    // The native side holds calls made from here on until uncork(). Queued now (so that a throw
+    // cannot skip it), that microtask queues uncork() in turn: behind the reactions of the
+    // promises this batch settles, so the calls their continuations make go out in one write.
+    queueMicrotask(this.uncorkLaterFn);
+    for (let i = 0; i < batch.length; i += 3) {
+      const kind = batch[i] as number;
+      const value = batch[i + 2];
+      try {
+        switch (kind & ~DECODE_FAILED) {
+          case EV_REPLY:
+            this.onReply(batch[i + 1] as number, value, (kind & DECODE_FAILED) !== 0);
+            break;
+          case EV_MESSAGE:
+            this.onMessage(value, (kind & DECODE_FAILED) !== 0);
+            break;
+          case EV_DOWN:
+            this.onDown(batch[i + 1] as number, value);
+            break;
+          case EV_CONNECTED:
+            this.onConnected();
+            break;
+          case EV_CONNECT_FAILED:
+            this.onConnectFailed(value as string);
+            break;
+          case EV_DISCONNECTED:
+            this.onDisconnected(value as string);
+            break;
+        }
+      } catch (e) {
+        // A listener threw: finish the batch first, then let it surface as uncaught.
+        if (!thrown) {
+          thrown = true;
+          error = e;
+        }
+      }
+    }
+    this.updateRef();
+    if (thrown) throw error;
+  }
+
+  private onReply(id: number, value: unknown, failed: boolean): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return; // timed out, aborted or rejected already: a late reply
+    this.pending.delete(id);
+    this.finish(p);
+    if (failed) {
+      p.reject(value);
+      return;
+    }
+    if (p.isRpc) {
+      const error = rpcError(value, p.what);
+      if (error !== undefined) {
+        p.reject(error);
+        return;
+      }
+    }
+    p.resolve(value as Term);
+  }
+
+  private onMessage(value: unknown, failed: boolean): void {
+    if (failed) {
+      if (this.listenerCount('error') > 0) this.emit('error', value);
+      return;
+    }
+    const r = this.receivers.shift();
+    if (r !== undefined) {
+      this.clearReceiver(r);
+      r.resolve(value as Term);
+      return;
+    }
+    if (this.messageListeners > 0) {
+      this.emit('message', value as Term);
+      return;
+    }
+    this.mailbox.push(value as Term);
+    if (this.mailbox.length > MAILBOX_LIMIT) this.mailbox.shift();
+  }
+
+  /** A monitored target went away: every call waiting on it fails as gen_server:call would exit. */
+  private onDown(monitorId: number, reason: unknown): void {
+    const m = this.monitorsById.get(monitorId);
+    if (m === undefined) return;
+    this.monitorsById.delete(monitorId);
+    this.monitors.delete(m.key);
+    if (m.pending === 0) return;
+    const name = typeof m.target === 'string' ? m.target : m.target.toString();
+    const why =
+      reason === A_NOPROC
+        ? typeof m.target === 'string'
+          ? `no process is registered as ${name} (noproc)`
+          : `the process does not exist (noproc)`
+        : `the process exited: ${show(reason)}`;
+    for (const [id, p] of this.pending) {
+      if (p.monitor !== m) continue;
+      this.pending.delete(id);
+      this.finish(p);
+      p.reject(new RemoteError(`${p.what} failed: ${why}`, reason, 'exit'));
+    }
+  }
+
+  private onConnected(): void {
+    const w = this.connectWaiter;
+    this.connectWaiter = undefined;
+    const reconnected = this.currentState === 'reconnecting';
+    if (reconnected) {
+      this.currentState = 'connected';
+      this.reconnectAttempts = 0;
+    }
+    w?.resolve();
+    if (reconnected) this.emit('connect', this.node);
+  }
+
+  private onConnectFailed(reason: string): void {
+    const w = this.connectWaiter;
+    this.connectWaiter = undefined;
+    w?.reject(new ConnectionError(reason));
+  }
+
+  private onDisconnected(reason: string): void {
+    if (this.currentState === 'closed') return;
+    const node = this.node;
+    const error = new ConnectionError(`lost the connection to ${node}: ${reason}`);
+    // Calls made before this point were written (or are about to be): they fail. Those made
+    // from now on wait for a reconnection, in a fresh queue.
+    this.native.discardQueued();
+    this.monitors.clear();
+    this.monitorsById.clear();
+    this.rejectAllPending((p) => new ConnectionError(`${p.what} failed: lost the connection to ${node}: ${reason}`));
+    if (this.options.reconnect !== null) {
+      this.currentState = 'reconnecting';
+      this.scheduleReconnect();
+    } else {
+      this.currentState = 'disconnected';
+      this.lostError = error;
+    }
+    if (this.listenerCount('disconnect') > 0) this.emit('disconnect', error);
+  }
+
+  private scheduleReconnect(): void {
+    const r = this.options.reconnect!;
+    if (this.reconnectAttempts >= r.maxAttempts) {
+      this.giveUp();
+      return;
+    }
+    const delay = Math.min(r.maxDelay, r.initialDelay * 2 ** Math.min(this.reconnectAttempts, 30));
+    this.reconnectAttempts++;
+    // Not a reason to keep the process alive by itself: pending calls keep it alive if any.
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.currentState !== 'reconnecting') return;
+      const next = (this.nodeIndex + 1) % this.options.nodes.length;
+      this.connectTo(next).then(
+        () => undefined,
+        (e: unknown) => {
+          if (this.currentState !== 'reconnecting') return;
+          if (this.listenerCount('error') > 0) this.emit('error', e);
+          this.scheduleReconnect();
+        },
+      );
+      this.updateRef();
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  private giveUp(): void {
+    const r = this.options.reconnect!;
+    const error = new ConnectionError(`gave up reconnecting to ${this.options.nodes.join(', ')} after ${r.maxAttempts} attempts`);
+    this.currentState = 'disconnected';
+    this.lostError = error;
+    this.native.discardQueued();
+    this.monitors.clear();
+    this.monitorsById.clear();
+    this.rejectAllPending((p) => new ConnectionError(`${p.what} failed: ${error.message}`));
+    this.updateRef();
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}

@@ -1,0 +1,818 @@
+#include "connection.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "io_epmd.h"
+
+namespace erlpeb {
+
+namespace {
+
+// ei_init() sets up ei's own locks; once per process, whatever the number of environments.
+std::once_flag eiInitOnce;
+
+constexpr size_t kKeepScratch = 1024 * 1024;
+constexpr unsigned kNoWait = 1000;  // ei never waits: it only parses packets already buffered
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+uint64_t IdArg(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) ThrowType(env, std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    ThrowType(env, std::string(what) + " must be a non-negative safe integer");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+std::string AtomArg(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsString()) ThrowType(env, std::string(what) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  // 255 characters of at most 4 bytes each: Erlang's limit, checked in characters by the caller.
+  if (s.size() > 1020) ThrowType(env, std::string(what) + " is too long for an atom");
+  return s;
+}
+
+void ShrinkIfHuge(std::string& s) {
+  if (s.capacity() > kKeepScratch) std::string().swap(s);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Core: main-thread side
+
+Core::Core() {
+  memset(&ec, 0, sizeof ec);
+  callbacks = sockio::Callbacks();
+  io.wake = &wake;
+  io.stop = &stop;
+  mbufSize = 4096;
+  mbuf = static_cast<char*>(malloc(static_cast<size_t>(mbufSize)));
+}
+
+Core::~Core() {
+  if (thread.joinable()) {  // only when construction failed half way
+    stop.store(true, std::memory_order_release);
+    wake.Notify();
+    thread.join();
+  }
+  // ei keeps the cookie in ec: do not leave it behind in freed memory.
+  volatile unsigned char* p = reinterpret_cast<volatile unsigned char*>(&ec);
+  for (size_t i = 0; i < sizeof ec; ++i) p[i] = 0;
+  free(mbuf);
+}
+
+// Writes what the socket takes now, without blocking; returns how much that was. Errors are left
+// for the I/O thread, which sees them on its side of the socket and reports the connection lost.
+size_t Core::WriteNowLocked(const char* p, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = send(sendFd, p + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+      done += static_cast<size_t>(w);
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  return done;
+}
+
+void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId) {
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    size_t written = 0;
+    if (!corked && sendFd >= 0 && out.empty() && !ioBacklog) {
+      written = WriteNowLocked(packets.data(), packets.size());
+      if (written == packets.size()) return;
+    }
+    size_t base = out.size();
+    out.append(packets, written, std::string::npos);
+    // A call already partly written can no longer be taken back.
+    if (callId != 0 && written <= callFrom) outCalls.push_back({callId, base + callFrom - written, out.size()});
+    if (!corked && !wakePending) {
+      wakePending = true;
+      notify = true;
+    }
+  }
+  if (notify) wake.Notify();
+}
+
+void Core::Uncork() {
+  corked = false;
+  bool notify = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (out.empty()) return;
+    if (sendFd >= 0 && !ioBacklog) {
+      size_t written = WriteNowLocked(out.data(), out.size());
+      out.erase(0, written);
+      size_t keep = 0;
+      for (const QueuedCall& q : outCalls) {
+        if (q.begin < written) continue;  // written, at least in part
+        outCalls[keep++] = {q.id, q.begin - written, q.end - written};
+      }
+      outCalls.resize(keep);
+      if (out.empty()) return;
+    }
+    if (!wakePending) {
+      wakePending = true;
+      notify = true;
+    }
+  }
+  if (notify) wake.Notify();
+}
+
+bool Core::Cancel(uint64_t callId) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (size_t i = 0; i < outCalls.size(); ++i) {
+    if (outCalls[i].id != callId) continue;
+    size_t n = outCalls[i].end - outCalls[i].begin;
+    out.erase(outCalls[i].begin, n);
+    for (size_t j = i + 1; j < outCalls.size(); ++j) {
+      outCalls[j].begin -= n;
+      outCalls[j].end -= n;
+    }
+    outCalls.erase(outCalls.begin() + static_cast<ptrdiff_t>(i));
+    return true;
+  }
+  return false;
+}
+
+void Core::DiscardQueued() {
+  std::lock_guard<std::mutex> lock(mu);
+  out.clear();
+  outCalls.clear();
+  ShrinkIfHuge(out);
+}
+
+void Core::RequestConnect(const std::string& node, unsigned timeoutMs) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    connectRequested = true;
+    connectNode = node;
+    connectTimeout = timeoutMs;
+  }
+  wake.Notify();
+}
+
+void Core::Shutdown() {
+  if (shutDown) return;
+  shutDown = true;
+  stop.store(true, std::memory_order_release);
+  wake.Notify();
+  if (thread.joinable()) thread.join();
+  bool release;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = tsfnUsable;
+    tsfnUsable = false;
+  }
+  if (release) tsfn.Release();
+}
+
+void Core::CleanupHook(void* arg) {
+  auto* core = static_cast<Core*>(arg);
+  core->hookActive = false;
+  core->Shutdown();
+}
+
+void DrainEvents(Napi::Env env, Napi::Function, CoreRef* ref, void*) {
+  if (static_cast<napi_env>(env) == nullptr || ref == nullptr) return;  // torn down with a drain queued
+  ref->core->Drain(env);
+}
+
+void Core::Drain(Napi::Env env) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    std::swap(inbound, draining);
+    drainPending = false;
+  }
+  if (closed || wrapper == nullptr || draining.events.empty()) {
+    draining.Clear();
+    return;
+  }
+  Napi::HandleScope scope(env);
+  AddonData& data = AddonData::Of(env);
+  const size_t n = draining.events.size();
+  Napi::Array batch = Napi::Array::New(env, n * 3);
+  for (size_t i = 0; i < n; ++i) {
+    const Event& e = draining.events[i];
+    uint32_t kind = static_cast<uint32_t>(e.kind);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(draining.bytes.data()) + e.begin;
+    const size_t len = e.end - e.begin;
+    Napi::Value value;
+    switch (e.kind) {
+      case EventKind::kReply:
+      case EventKind::kMessage:
+      case EventKind::kDown: {
+        size_t offset = e.termAt;
+        try {
+          // A message is a whole external term (version byte, possibly compressed); a reply and
+          // an exit reason are terms inside one.
+          value = e.kind == EventKind::kMessage ? BinaryToTerm(data, env, bytes, len, decode)
+                                                : DecodeTerm(data, env, bytes, len, &offset, decode);
+        } catch (const Napi::Error& err) {
+          value = err.Value();
+          kind |= kDecodeFailed;
+        }
+        break;
+      }
+      case EventKind::kConnected:
+        value = env.Undefined();
+        break;
+      default:
+        value = Napi::String::New(env, reinterpret_cast<const char*>(bytes), len);
+        break;
+    }
+    batch.Set(static_cast<uint32_t>(3 * i), Napi::Number::New(env, kind));
+    batch.Set(static_cast<uint32_t>(3 * i + 1), Napi::Number::New(env, static_cast<double>(e.id)));
+    batch.Set(static_cast<uint32_t>(3 * i + 2), value);
+  }
+  draining.Clear();
+  ShrinkIfHuge(draining.bytes);
+  Napi::Function cb = wrapper->onEvents.Value();
+  if (cb.IsEmpty()) return;
+  // Calls made while the batch is handled are written together by uncork(), which the JS side
+  // queues as a microtask after the promises it settled (and so after their continuations).
+  corked = true;
+  cb.Call({batch});  // a throw becomes an uncaught exception, as from any event listener
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core: I/O thread
+
+void Core::Run() {
+  while (!stop.load(std::memory_order_acquire)) {
+    std::string node;
+    unsigned timeoutMs = 0;
+    bool doConnect = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (connectRequested) {
+        connectRequested = false;
+        doConnect = true;
+        node.swap(connectNode);
+        timeoutMs = connectTimeout;
+      }
+    }
+    if (doConnect) {
+      DoConnect(node, timeoutMs);
+      Publish();
+      continue;
+    }
+
+    SockCtx* s = fd >= 0 ? io.sock : nullptr;
+    if (s != nullptr) {
+      int err;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        wakePending = false;
+        if (!out.empty()) {
+          if (s->out.empty()) {
+            s->out.swap(out);
+            s->outPos = 0;
+          } else {
+            s->out += out;
+            out.clear();
+          }
+          outCalls.clear();
+        }
+        err = sockio::Flush(s);
+        ioBacklog = s->WantsWrite();
+      }
+      if (err != 0 && err != EAGAIN) {
+        Lose(std::string("cannot write to the node: ") + strerror(err));
+        Publish();
+        continue;
+      }
+    }
+    // While disconnected wakePending stays set: queued calls wait for the next connect, and
+    // only connect and stop requests need to wake the thread.
+
+    pollfd p[2] = {{wake.fd(), POLLIN, 0}, {-1, 0, 0}};
+    if (s != nullptr) {
+      p[1].fd = s->fd;
+      p[1].events = static_cast<short>(POLLIN | (s->WantsWrite() ? POLLOUT : 0));
+    }
+    int r = poll(p, s != nullptr ? 2 : 1, -1);
+    if (r < 0) continue;  // EINTR
+    if (p[0].revents != 0) wake.Drain();
+    if (s != nullptr && (p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) {
+      if (!ReadRound(s)) Lose(lostReason);
+      Publish();
+    }
+  }
+  CloseSocket();
+}
+
+namespace {
+
+std::string Ms(unsigned ms) { return std::to_string(ms) + " ms"; }
+
+// What went wrong in ei_xconnect_host_port_tmo, from what the socket callbacks saw.
+std::string ExplainHandshake(const IoEnv& io, const std::string& node, const std::string& where,
+                             unsigned timeoutMs) {
+  int e = io.lastError;
+  if (e == ECANCELED) return "closed while connecting";
+  if (e == ETIMEDOUT) {
+    return io.handshakeWrites == 0 ? "no answer from " + where + " within " + Ms(timeoutMs)
+                                   : node + " did not complete the handshake within " + Ms(timeoutMs);
+  }
+  if (e == ECONNREFUSED) return where + " refused the connection";
+  std::string status = io.status;
+  if (!status.empty() && status != "ok" && status != "ok_simultaneous" && status != "alive") {
+    std::string why = "the node refused the connection (status '" + status + "')";
+    if (status == "not_allowed") {
+      why += ": it does not accept this node's name (long names such as name@host.domain or name@1.2.3.4 "
+             "and short names such as name@host do not mix), or net_kernel:allow/1 excludes it";
+    } else if (status == "nok") {
+      why += ": it is already setting up a connection from this node's name";
+    }
+    return why;
+  }
+  if (io.handshakeWrites >= 2 && (io.eof || e == ECONNRESET || e == EPIPE)) {
+    return node + " rejected the handshake: the cookie does not match the node's";
+  }
+  if (io.eof || e == ECONNRESET) return node + " closed the connection during the handshake";
+  if (e != 0) return "handshake with " + node + " failed: " + strerror(e);
+  return "handshake with " + node + " failed (erl_errno " + std::to_string(erl_errno) + ")";
+}
+
+}  // namespace
+
+void Core::DoConnect(const std::string& node, unsigned timeoutMs) {
+  CloseSocket();  // a connect request replaces any connection (lib/connection.ts never overlaps them)
+  epmd::Deadline deadline(timeoutMs);
+  size_t at = node.find('@');
+  if (at == std::string::npos || at == 0 || at + 1 == node.size()) {
+    AddText(EventKind::kConnectFailed, "invalid node name '" + node + "'");
+    return;
+  }
+  const std::string alive = node.substr(0, at);
+  const std::string host = node.substr(at + 1);
+  std::string error;
+  in_addr addr{};
+  if (epmd::Resolve(host, &addr, &error) != epmd::Status::kOk) {
+    AddText(EventKind::kConnectFailed, error);
+    return;
+  }
+  int port = 0;
+  epmd::Status st = epmd::LookupPort(&io, addr, epmdPort, alive, host, deadline, &port, &error);
+  if (st == epmd::Status::kCanceled) error = "closed while connecting";
+  if (st == epmd::Status::kTimeout) error += " within " + Ms(timeoutMs);
+  if (st != epmd::Status::kOk) {
+    AddText(EventKind::kConnectFailed, error);
+    return;
+  }
+
+  io.ResetDiagnostics();
+  io.hasDeadline = true;
+  io.deadline = deadline.at;
+  unsigned left = deadline.LeftMs();
+  int newFd = left == 0 ? -1 : ei_xconnect_host_port_tmo(&ec, &addr, port, left);
+  io.hasDeadline = false;
+  const std::string where = node + " (" + host + ":" + std::to_string(port) + ")";
+  if (left == 0) io.lastError = ETIMEDOUT;
+  if (newFd < 0) {
+    AddText(EventKind::kConnectFailed, ExplainHandshake(io, node, where, timeoutMs));
+    return;
+  }
+  SockCtx* s = io.sock;
+  if (s == nullptr || s->fd != newFd) {
+    ei_close_connection(newFd);
+    AddText(EventKind::kConnectFailed, "handshake with " + node + " left an unknown socket");
+    return;
+  }
+  s->corked = true;
+  fd = newFd;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    sendFd = newFd;
+    ioBacklog = false;
+  }
+  AddEvent(EventKind::kConnected, 0, nullptr, 0, 0);
+}
+
+bool Core::ReadRound(SockCtx* s) {
+  // Bounded, so that a node that sends without pause cannot keep replies from being delivered
+  // or requests from being written.
+  for (int round = 0; round < 8; ++round) {
+    ssize_t n = sockio::ReadAvailable(s);
+    if (n == 0) {
+      lostReason = "the node closed the connection";
+      return false;
+    }
+    if (n == -2) {
+      lostReason = std::string("connection error: ") + strerror(errno);
+      return false;
+    }
+    if (n == -1) break;
+    if (!ParsePackets(s)) return false;
+    if (s->inEnd < s->in.size()) break;  // the socket had less than the room we offered: drained
+  }
+  sockio::Shrink(s);
+  return true;
+}
+
+bool Core::ParsePackets(SockCtx* s) {
+  while (s->Buffered() >= 4) {
+    uint32_t len = dist::GetU32(s->Next());
+    if (len > maxMessageSize) {
+      // Refused before any of it is read into memory: the connection cannot skip a packet
+      // without reading it, so it is dropped.
+      lostReason = "the node sent a message of " + std::to_string(len) + " bytes, more than maxMessageSize (" +
+                   std::to_string(maxMessageSize) + ")";
+      return false;
+    }
+    if (s->Buffered() - 4 < len) {
+      sockio::Reserve(s, 4 + static_cast<size_t>(len));
+      break;
+    }
+    // The whole packet is buffered: ei parses it (and answers a tick) without touching the network.
+    const size_t before = s->inPos;
+    erlang_msg msg;
+    int msglen = 0;
+    int r = ei_receive_encoded_tmo(fd, &mbuf, &mbufSize, &msg, &msglen, kNoWait);
+    if (s->inPos - before != 4 + static_cast<size_t>(len) || r < 0 || msglen < 0 || msglen > mbufSize) {
+      lostReason = "the node sent a malformed distribution packet";
+      return false;
+    }
+    const auto* payload = reinterpret_cast<const unsigned char*>(mbuf);
+    const size_t n = static_cast<size_t>(msglen);
+    uint64_t id = 0;
+    size_t termAt = 0;
+    if (r == ERL_SEND || r == ERL_REG_SEND) {
+      if (dist::MatchReply(payload, n, me, &id, &termAt)) {
+        AddEvent(EventKind::kReply, id, payload, n, termAt);
+      } else {
+        AddEvent(EventKind::kMessage, 0, payload, n, 0);
+      }
+    } else if (r == dist::kReceivedMonitorExit) {
+      if (dist::MatchMonitorExit(payload, n, me, &id, &termAt)) {
+        AddEvent(EventKind::kDown, id, payload, n, termAt);
+      }
+    }
+    // Anything else (a tick, links, exit signals, monitors of our pid) needs nothing from us:
+    // this node has no processes that could be linked or monitored.
+    if (mbufSize > static_cast<int>(kKeepScratch)) {
+      char* small = static_cast<char*>(malloc(4096));
+      if (small != nullptr) {
+        free(mbuf);
+        mbuf = small;
+        mbufSize = 4096;
+      }
+    }
+  }
+  if (s->inPos == s->inEnd) s->inPos = s->inEnd = 0;
+  return true;
+}
+
+void Core::CloseSocket() {
+  if (fd >= 0) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sendFd = -1;
+      ioBacklog = false;
+    }
+    ei_close_connection(fd);  // closes through our callbacks, which free the socket context
+    fd = -1;
+  }
+}
+
+void Core::Lose(const std::string& reason) {
+  CloseSocket();
+  AddText(EventKind::kDisconnected, reason);
+}
+
+void Core::AddEvent(EventKind kind, uint64_t id, const void* bytes, size_t n, size_t termAt) {
+  size_t begin = local.bytes.size();
+  if (n != 0) local.bytes.append(static_cast<const char*>(bytes), n);
+  local.events.push_back({kind, id, begin, begin + n, termAt});
+}
+
+void Core::AddText(EventKind kind, const std::string& text) { AddEvent(kind, 0, text.data(), text.size(), 0); }
+
+void Core::Publish() {
+  if (local.events.empty()) return;
+  std::lock_guard<std::mutex> lock(mu);
+  if (inbound.events.empty()) {
+    std::swap(inbound, local);
+  } else {
+    size_t base = inbound.bytes.size();
+    inbound.bytes += local.bytes;
+    for (Event e : local.events) {
+      e.begin += base;
+      e.end += base;
+      inbound.events.push_back(e);
+    }
+  }
+  local.Clear();
+  ShrinkIfHuge(local.bytes);
+  if (!drainPending && tsfnUsable) {
+    drainPending = true;
+    tsfn.NonBlockingCall();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection: the JS class
+
+Napi::Function Connection::Define(Napi::Env env) {
+  return DefineClass(env, "Connection",
+                     {
+                         InstanceMethod<&Connection::Connect>("connect"),
+                         InstanceMethod<&Connection::Call>("call"),
+                         InstanceMethod<&Connection::Rpc>("rpc"),
+                         InstanceMethod<&Connection::Send>("send"),
+                         InstanceMethod<&Connection::Demonitor>("demonitor"),
+                         InstanceMethod<&Connection::Cancel>("cancel"),
+                         InstanceMethod<&Connection::DiscardQueued>("discardQueued"),
+                         InstanceMethod<&Connection::Uncork>("uncork"),
+                         InstanceMethod<&Connection::Ref>("ref"),
+                         InstanceMethod<&Connection::Unref>("unref"),
+                         InstanceMethod<&Connection::Close>("close"),
+                         InstanceMethod<&Connection::Self>("self"),
+                     });
+}
+
+void RegisterConnection(Napi::Env env, Napi::Object exports) { exports.Set("Connection", Connection::Define(env)); }
+
+// new Connection({alive, host, cookie, creation, magic, maxMessageSize, epmdPort, decodeFlags,
+//                 maxDepth, maxUncompressedSize}, onEvents). Options are validated in TypeScript;
+// this only refuses what would be unsafe.
+Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connection>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    ThrowType(env, "Connection(options, onEvents)");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto str = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsString()) ThrowType(env, std::string(key) + " must be a string");
+    return v.As<Napi::String>().Utf8Value();
+  };
+  auto num = [&](const char* key, double min, double max) {
+    Napi::Value v = o.Get(key);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= min && d <= max)) ThrowType(env, std::string(key) + " is out of range");
+    return d;
+  };
+  const std::string alive = str("alive");
+  const std::string host = str("host");
+  std::string cookie = str("cookie");
+  if (alive.empty() || alive.size() > EI_MAXALIVELEN || host.empty() || host.size() > EI_MAXHOSTNAMELEN ||
+      alive.size() + 1 + host.size() > MAXNODELEN) {
+    ThrowType(env, "node name too long");
+  }
+  if (cookie.empty() || cookie.size() > EI_MAX_COOKIE_SIZE) ThrowType(env, "invalid cookie length");
+
+  core_ = std::make_shared<Core>();
+  Core& c = *core_;
+  if (!c.wake.ok() || c.mbuf == nullptr) throw Napi::Error::New(env, "cannot allocate a connection");
+  // ei takes lengths as int: keep every packet well inside that.
+  c.maxMessageSize = static_cast<uint32_t>(num("maxMessageSize", 1024, 4294967295.0));
+  if (c.maxMessageSize > 0x7ff00000u) c.maxMessageSize = 0x7ff00000u;
+  c.epmdPort = static_cast<int>(num("epmdPort", 1, 65535));
+  c.decode.flags = static_cast<uint32_t>(num("decodeFlags", 0, 0xffff));
+  c.decode.maxDepth = static_cast<uint32_t>(num("maxDepth", 1, 4294967295.0));
+  c.decode.maxUncompressedSize = static_cast<uint64_t>(num("maxUncompressedSize", 1, 9007199254740991.0));
+  const uint32_t creation = static_cast<uint32_t>(num("creation", 1, 4294967295.0));
+  const uint32_t magic = static_cast<uint32_t>(num("magic", 0, 4294967295.0));
+
+  std::call_once(eiInitOnce, [] { ei_init(); });
+  const std::string nodeName = alive + "@" + host;
+  int rc = ei_connect_xinit_ussi(&c.ec, host.c_str(), alive.c_str(), nodeName.c_str(), nullptr, cookie.c_str(),
+                                 creation, &c.callbacks, sizeof c.callbacks, &c.io);
+  std::fill(cookie.begin(), cookie.end(), '\0');
+  if (rc < 0) throw Napi::Error::New(env, "cannot set up the C-node " + nodeName);
+  const erlang_pid* self = ei_self(&c.ec);
+  c.me.Init(nodeName, self->num, self->serial, self->creation, magic);
+
+  auto ref = std::make_unique<CoreRef>(CoreRef{core_});
+  c.tsfn = EventsTsfn::New(
+      env, "erl-peb connection", 0, 1, ref.get(),
+      [](Napi::Env, void*, CoreRef* r) {
+        {
+          std::lock_guard<std::mutex> lock(r->core->mu);
+          r->core->tsfnUsable = false;
+        }
+        delete r;
+      },
+      static_cast<void*>(nullptr));
+  ref.release();
+  c.tsfn.Unref(env);  // idle until lib/connection.ts says something is waiting
+  c.env = env;
+  c.wrapper = this;
+  // Registered after the thread-safe function, so it runs before the function's own cleanup
+  // (hooks run in reverse order): the thread is joined before the function goes away.
+  if (napi_add_env_cleanup_hook(env, Core::CleanupHook, core_.get()) == napi_ok) c.hookActive = true;
+  onEvents = Napi::Weak(info[1].As<Napi::Function>());
+  Core* p = core_.get();
+  c.thread = std::thread([p] { p->Run(); });
+}
+
+Connection::~Connection() {
+  if (!core_) return;
+  core_->wrapper = nullptr;
+  core_->Shutdown();
+  if (core_->hookActive) {
+    napi_remove_env_cleanup_hook(core_->env, Core::CleanupHook, core_.get());
+    core_->hookActive = false;
+  }
+}
+
+void Connection::CheckOpen(Napi::Env env) {
+  if (core_->closed) {
+    AddonData& data = AddonData::Of(env);
+    throw Napi::Error(env, data.ClosedError.New({}));
+  }
+}
+
+bool Connection::EncodeTarget(Napi::Env env, Napi::Value target, std::string& out) {
+  if (target.IsString()) {
+    std::string name = AtomArg(env, target, "a registered name");
+    if (name.empty()) ThrowType(env, "a registered name cannot be empty");
+    dist::PutAtom(out, name);
+    return false;
+  }
+  if (!target.IsObject()) ThrowType(env, "the destination must be a registered name or a Pid");
+  EncodeTerm(AddonData::Of(env), target, out, core_->encode);
+  uint8_t t = out.empty() ? 0 : static_cast<uint8_t>(out[0]);
+  if (t == dist::kNewPid) return true;
+  if (t == dist::kSmallAtomUtf8 || t == dist::kAtomUtf8) return false;  // an Atom
+  ThrowType(env, "the destination must be a registered name or a Pid");
+}
+
+// connect(node, timeoutMs): answered by a kConnected or kConnectFailed event.
+Napi::Value Connection::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (!info[0].IsString()) ThrowType(env, "node must be a string");
+  uint64_t timeout = IdArg(env, info[1], "timeout");
+  core_->RequestConnect(info[0].As<Napi::String>().Utf8Value(),
+                        static_cast<unsigned>(std::min<uint64_t>(std::max<uint64_t>(timeout, 1), 0x7fffffff)));
+  return env.Undefined();
+}
+
+// call(id, target, request, monitorId): {'$gen_call', {Self, Ref}, Request} to a name or pid,
+// preceded by MONITOR_P of the target when monitorId is not 0.
+Napi::Value Connection::Call(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Core& c = *core_;
+  uint64_t id = IdArg(env, info[0], "id");
+  uint64_t monitorId = IdArg(env, info[3], "monitorId");
+  target_.clear();
+  bool isPid = EncodeTarget(env, info[1], target_);
+  std::string& s = scratch_;
+  s.clear();
+  if (monitorId != 0) c.me.PutMonitorPacket(s, dist::kOpMonitor, target_, monitorId);
+  size_t callFrom = s.size();
+  size_t at = dist::BeginPacket(s);
+  c.me.PutSendControl(s, target_, isPid);
+  s += c.me.genCallHead;
+  c.me.PutRef(s, c.me.callMagic, id);
+  EncodeTerm(AddonData::Of(env), info[2], s, c.encode);
+  if (!dist::EndPacket(s, at)) ThrowType(env, "the request is too large for one distribution packet");
+  c.Enqueue(s, callFrom, id);
+  ShrinkIfHuge(s);
+  return env.Undefined();
+}
+
+// rpc(id, module, fn, args, monitorId): {call, Module, Fn, Args, user} to rex as a gen_server call.
+Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Core& c = *core_;
+  uint64_t id = IdArg(env, info[0], "id");
+  std::string module = AtomArg(env, info[1], "module");
+  std::string fn = AtomArg(env, info[2], "function");
+  if (!info[3].IsArray()) ThrowType(env, "args must be an array");
+  uint64_t monitorId = IdArg(env, info[4], "monitorId");
+  target_.clear();
+  dist::PutAtom(target_, "rex");
+  std::string& s = scratch_;
+  s.clear();
+  if (monitorId != 0) c.me.PutMonitorPacket(s, dist::kOpMonitor, target_, monitorId);
+  size_t callFrom = s.size();
+  size_t at = dist::BeginPacket(s);
+  c.me.PutSendControl(s, target_, false);
+  s += c.me.genCallHead;
+  c.me.PutRef(s, c.me.callMagic, id);
+  s += static_cast<char>(dist::kSmallTuple);
+  s += static_cast<char>(5);
+  dist::PutAtom(s, "call");
+  dist::PutAtom(s, module);
+  dist::PutAtom(s, fn);
+  EncodeTerm(AddonData::Of(env), info[3], s, c.encode);
+  dist::PutAtom(s, "user");
+  if (!dist::EndPacket(s, at)) ThrowType(env, "the arguments are too large for one distribution packet");
+  c.Enqueue(s, callFrom, id);
+  ShrinkIfHuge(s);
+  return env.Undefined();
+}
+
+// send(target, term)
+Napi::Value Connection::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Core& c = *core_;
+  target_.clear();
+  bool isPid = EncodeTarget(env, info[0], target_);
+  std::string& s = scratch_;
+  s.clear();
+  size_t at = dist::BeginPacket(s);
+  c.me.PutSendControl(s, target_, isPid);
+  s += static_cast<char>(dist::kVersion);
+  EncodeTerm(AddonData::Of(env), info[1], s, c.encode);
+  if (!dist::EndPacket(s, at)) ThrowType(env, "the message is too large for one distribution packet");
+  c.Enqueue(s, 0, 0);
+  ShrinkIfHuge(s);
+  return env.Undefined();
+}
+
+// demonitor(target, monitorId)
+Napi::Value Connection::Demonitor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  target_.clear();
+  EncodeTarget(env, info[0], target_);
+  uint64_t monitorId = IdArg(env, info[1], "monitorId");
+  std::string& s = scratch_;
+  s.clear();
+  core_->me.PutMonitorPacket(s, dist::kOpDemonitor, target_, monitorId);
+  core_->Enqueue(s, 0, 0);
+  return env.Undefined();
+}
+
+// cancel(id): takes a call back if it has not been written yet; true when it was.
+Napi::Value Connection::Cancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (core_->closed) return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, core_->Cancel(IdArg(env, info[0], "id")));
+}
+
+Napi::Value Connection::Uncork(const Napi::CallbackInfo& info) {
+  if (!core_->closed) core_->Uncork();
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::DiscardQueued(const Napi::CallbackInfo& info) {
+  if (!core_->closed) core_->DiscardQueued();
+  return info.Env().Undefined();
+}
+
+// ref()/unref(): whether the connection keeps the event loop alive (while calls or receivers wait).
+Napi::Value Connection::Ref(const Napi::CallbackInfo& info) {
+  if (!core_->shutDown && !refed_) {
+    core_->tsfn.Ref(info.Env());
+    refed_ = true;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::Unref(const Napi::CallbackInfo& info) {
+  if (!core_->shutDown && refed_) {
+    core_->tsfn.Unref(info.Env());
+    refed_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
+  if (!core_->closed) {
+    core_->closed = true;
+    core_->Shutdown();
+    if (core_->hookActive) {
+      napi_remove_env_cleanup_hook(core_->env, Core::CleanupHook, core_.get());
+      core_->hookActive = false;
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// self(): [node, num, serial, creation] of this node's pid.
+Napi::Value Connection::Self(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const dist::Identity& me = core_->me;
+  Napi::Array a = Napi::Array::New(env, 4);
+  a.Set(0u, Napi::String::New(env, me.node));
+  a.Set(1u, Napi::Number::New(env, me.selfNum));
+  a.Set(2u, Napi::Number::New(env, me.selfSerial));
+  a.Set(3u, Napi::Number::New(env, me.creation));
+  return a;
+}
+
+}  // namespace erlpeb

@@ -1,0 +1,188 @@
+// Connection: one hidden C-node connection to an Erlang node, backing lib/connection.ts.
+//
+// Threads. Each connection owns one I/O thread for its whole life. The thread alone touches the
+// socket: it connects (when the main thread asks), then loops on poll() over the socket and a
+// wake-up fd, writing the packets the main thread queued and reading everything that arrives.
+// Results reach the main thread through one thread-safe function, called only when no drain is
+// already pending; the drain takes everything queued at once. JS values are only ever touched on
+// the main thread: a call is encoded when it is made, replies are decoded in the drain.
+//
+// Lifetime. Core holds what both threads share; the JS wrapper and the thread-safe function each
+// keep it alive, so a drain still queued after the wrapper is gone finds valid memory. The thread
+// is stopped and joined by close(), by the wrapper's finalizer (garbage collection), or by an
+// environment cleanup hook (process exit, a worker_threads Worker ending), whichever comes first.
+#pragma once
+
+#include <napi.h>
+#include <ei.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "addon_data.h"
+#include "io_dist.h"
+#include "io_socket.h"
+#include "io_wakeup.h"
+#include "term_codec.h"
+
+namespace erlpeb {
+
+// Registers the Connection class on `exports` (called from the addon's Init).
+void RegisterConnection(Napi::Env env, Napi::Object exports);
+
+// What the I/O thread reports. The numbers are those lib/connection.ts switches on.
+enum class EventKind : uint8_t {
+  kReply = 0,          // id: call id; term: the reply
+  kMessage = 1,        // term: a message sent to this node's pid or to a name on it
+  kDown = 2,           // id: monitor id; term: the exit reason
+  kConnected = 3,      // the connection is up
+  kConnectFailed = 4,  // bytes: why
+  kDisconnected = 5,   // bytes: why
+};
+constexpr uint32_t kDecodeFailed = 0x80;  // or-ed into the kind: the term did not decode
+
+struct Event {
+  EventKind kind;
+  uint64_t id;
+  size_t begin, end;  // in Batch::bytes
+  size_t termAt;      // offset of the term from `begin`
+};
+
+struct Batch {
+  std::vector<Event> events;
+  std::string bytes;
+  void Clear() {
+    events.clear();
+    bytes.clear();
+  }
+};
+
+// A packet of a call in the send queue, so that a call that timed out before it was written can
+// be taken back instead of being sent late.
+struct QueuedCall {
+  uint64_t id;
+  size_t begin, end;
+};
+
+struct Core;
+struct CoreRef {
+  std::shared_ptr<Core> core;
+};
+
+void DrainEvents(Napi::Env env, Napi::Function, CoreRef* ref, void*);
+using EventsTsfn = Napi::TypedThreadSafeFunction<CoreRef, void, DrainEvents>;
+
+class Connection;
+
+struct Core {
+  Core();
+  ~Core();
+
+  // Set before the thread starts, read-only afterwards.
+  ei_cnode ec;
+  ei_socket_callbacks callbacks;
+  IoEnv io;
+  dist::Identity me;
+  DecodeSettings decode;
+  EncodeSettings encode;
+  uint32_t maxMessageSize = 64u * 1024 * 1024;
+  int epmdPort = 4369;
+  Wakeup wake;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  std::mutex mu;  // guards everything down to "I/O thread only"
+  // Writes. The main thread writes a call's packet to the socket itself (non-blocking) when
+  // nothing is queued before it, which saves waking the I/O thread for every request; anything
+  // that cannot be written at once goes to `out`, which the I/O thread writes. Every write to the
+  // socket happens under `mu`, in whole packets, so they never interleave.
+  int sendFd = -1;                   // the socket while connected, else -1
+  bool ioBacklog = false;            // the I/O thread holds bytes it could not write yet
+  std::string out;                   // whole packets, in order
+  std::vector<QueuedCall> outCalls;  // call packets within `out`
+  bool wakePending = false;          // a wake-up is on its way: no need for another
+  bool connectRequested = false;
+  std::string connectNode;
+  unsigned connectTimeout = 0;
+  Batch inbound;
+  bool drainPending = false;
+  bool tsfnUsable = true;  // false once the thread-safe function is released or finalized
+  EventsTsfn tsfn;
+
+  // I/O thread only.
+  int fd = -1;
+  char* mbuf = nullptr;  // ei's receive buffer (malloc'ed: ei reallocs it)
+  int mbufSize = 0;
+  Batch local;
+  std::string lostReason;
+
+  // Main thread only.
+  Connection* wrapper = nullptr;
+  bool corked = false;  // a drain is being handled: calls queue, and Uncork() writes them at once
+  bool closed = false;
+  bool shutDown = false;
+  bool hookActive = false;
+  napi_env env = nullptr;
+  Batch draining;
+
+  // Main thread.
+  void Enqueue(const std::string& packets, size_t callFrom, uint64_t callId);
+  void Uncork();
+  size_t WriteNowLocked(const char* p, size_t n);
+  bool Cancel(uint64_t callId);
+  void DiscardQueued();
+  void RequestConnect(const std::string& node, unsigned timeoutMs);
+  void Shutdown();  // stop and join the thread, release the thread-safe function; idempotent
+  void Drain(Napi::Env env);
+  static void CleanupHook(void* arg);
+
+  // I/O thread.
+  void Run();
+  void DoConnect(const std::string& node, unsigned timeoutMs);
+  bool ReadRound(SockCtx* s);
+  bool ParsePackets(SockCtx* s);
+  void Lose(const std::string& reason);
+  void CloseSocket();
+  void AddEvent(EventKind kind, uint64_t id, const void* bytes, size_t n, size_t termAt);
+  void AddText(EventKind kind, const std::string& text);
+  void Publish();
+};
+
+class Connection : public Napi::ObjectWrap<Connection> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Connection(const Napi::CallbackInfo& info);
+  ~Connection() override;
+
+  Napi::FunctionReference onEvents;  // weak: the JS side keeps it alive, never this object
+
+ private:
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value Call(const Napi::CallbackInfo& info);
+  Napi::Value Rpc(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Demonitor(const Napi::CallbackInfo& info);
+  Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value DiscardQueued(const Napi::CallbackInfo& info);
+  Napi::Value Uncork(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Self(const Napi::CallbackInfo& info);
+
+  void CheckOpen(Napi::Env env);
+  // Encodes a registered name (a string) or a pid as it goes into a control message.
+  bool EncodeTarget(Napi::Env env, Napi::Value target, std::string& out);
+
+  std::shared_ptr<Core> core_;
+  std::string scratch_;  // packets being built
+  std::string target_;
+  bool refed_ = false;
+};
+
+}  // namespace erlpeb

@@ -1,0 +1,110 @@
+// Tags of Erlang's external term format, and helpers shared by the encoder, the decoder and the
+// binding (throwing the JS error classes, turning a failed Node-API call into a C++ exception).
+#pragma once
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "addon_data.h"
+#include "term_codec.h"
+
+namespace erlpeb {
+
+namespace tag {
+constexpr uint8_t kVersion = 131;
+constexpr uint8_t kCompressed = 80;
+constexpr uint8_t kNewFloat = 70;
+constexpr uint8_t kBitBinary = 77;
+constexpr uint8_t kNewPid = 88;
+constexpr uint8_t kNewPort = 89;
+constexpr uint8_t kNewerReference = 90;
+constexpr uint8_t kSmallInteger = 97;
+constexpr uint8_t kInteger = 98;
+constexpr uint8_t kFloat = 99;
+constexpr uint8_t kAtom = 100;
+constexpr uint8_t kReference = 101;
+constexpr uint8_t kPort = 102;
+constexpr uint8_t kPid = 103;
+constexpr uint8_t kSmallTuple = 104;
+constexpr uint8_t kLargeTuple = 105;
+constexpr uint8_t kNil = 106;
+constexpr uint8_t kString = 107;
+constexpr uint8_t kList = 108;
+constexpr uint8_t kBinary = 109;
+constexpr uint8_t kSmallBig = 110;
+constexpr uint8_t kLargeBig = 111;
+constexpr uint8_t kNewFun = 112;
+constexpr uint8_t kExport = 113;
+constexpr uint8_t kNewReference = 114;
+constexpr uint8_t kSmallAtom = 115;
+constexpr uint8_t kMap = 116;
+constexpr uint8_t kAtomUtf8 = 118;
+constexpr uint8_t kSmallAtomUtf8 = 119;
+constexpr uint8_t kV4Port = 120;
+}  // namespace tag
+
+// Numbers stored under TERM_KIND on the term class prototypes (Kind in lib/terms.ts).
+namespace kind {
+constexpr int32_t kAtom = 1;
+constexpr int32_t kTuple = 2;
+constexpr int32_t kPid = 3;
+constexpr int32_t kRef = 4;
+constexpr int32_t kPort = 5;
+constexpr int32_t kFun = 6;
+constexpr int32_t kExport = 7;
+constexpr int32_t kBitBinary = 8;
+constexpr int32_t kImproperList = 9;
+constexpr int32_t kCharlist = 10;
+constexpr int32_t kFloat = 11;
+}  // namespace kind
+
+// A Node-API call failed: rethrow whatever JS exception it left pending (a getter that threw, say)
+// as a C++ exception, which the binding hands back to JS unchanged.
+[[noreturn]] inline void ThrowPending(napi_env env) { throw Napi::Error::New(env); }
+
+#define ERLPEB_NAPI(env, call)                                 \
+  do {                                                         \
+    if ((call) != napi_ok) ::erlpeb::ThrowPending(env);        \
+  } while (0)
+
+// new DecodeError(message, offset), thrown.
+[[noreturn]] inline void ThrowDecodeError(AddonData& data, napi_env env, const std::string& message,
+                                          size_t offset) {
+  Napi::Env e(env);
+  Napi::Object err = data.DecodeError.New(
+      {Napi::String::New(e, message), Napi::Number::New(e, static_cast<double>(offset))});
+  throw Napi::Error(env, err);
+}
+
+// new EncodeError(message, path), thrown.
+[[noreturn]] inline void ThrowEncodeError(AddonData& data, napi_env env, const std::string& message,
+                                          napi_value path) {
+  Napi::Env e(env);
+  Napi::Object err = data.EncodeError.New({Napi::String::New(e, message), Napi::Value(env, path)});
+  throw Napi::Error(env, err);
+}
+
+// The encoder core, used by EncodeTerm and by the termToBinary binding: writes the encoding of
+// `value` into buf from *pos on, treating buf.size() as capacity (grown geometrically), and leaves
+// *pos just past the last byte written. buf is not trimmed, so a reused buffer is never refilled.
+void EncodeInto(AddonData& data, napi_env env, napi_value value, std::string& buf, size_t* pos,
+                const EncodeSettings& settings);
+
+// EncodeInto with the version byte first, and compressed when settings ask and it helps.
+void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::string& buf, size_t* pos,
+                      const EncodeSettings& settings);
+
+// The version byte and the term described by an encode tape (tape.h; `text` holds its strings),
+// compressed as EncodeBinaryInto does. False (buf and *pos unusable) when the tape holds a value
+// this path does not take: the caller encodes the value with EncodeBinaryInto instead.
+bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t textLen, std::string& buf,
+                    size_t* pos, int compressLevel);
+
+// binaryToTerm on bytes[0..len): version byte, an optional compressed wrapper, one term, nothing
+// else. `source`: the JS Uint8Array the bytes belong to (binaries are copied from it), or null.
+napi_value DecodeBinary(AddonData& data, napi_env env, const uint8_t* bytes, size_t len,
+                        const DecodeSettings& settings, napi_value source);
+
+}  // namespace erlpeb

@@ -1,0 +1,36 @@
+%% Helpers on the Erlang side of the connection tests.
+-module(erl_peb_conn_test).
+-behaviour(gen_server).
+-export([start_mirror/0, start_crashy/0, binary/1, deep/1]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+%% A process registered as erl_peb_mirror: for every {To, Msg} it receives, it sends Msg to To.
+-spec start_mirror() -> {ok, pid()}.
+start_mirror() ->
+    Pid = spawn(fun mirror/0),
+    true = register(erl_peb_mirror, Pid),
+    {ok, Pid}.
+
+mirror() ->
+    receive
+        {To, Msg} -> To ! Msg
+    end,
+    mirror().
+
+%% A gen_server registered as erl_peb_crashy that exits with {crashed, Request} on any call.
+-spec start_crashy() -> {ok, pid()}.
+start_crashy() ->
+    gen_server:start({local, erl_peb_crashy}, ?MODULE, [], []).
+
+init([]) -> {ok, nostate}.
+handle_call(Request, _From, _State) -> exit({crashed, Request}).
+handle_cast(_Msg, State) -> {noreply, State}.
+
+%% N bytes.
+-spec binary(non_neg_integer()) -> binary().
+binary(N) -> binary:copy(<<"x">>, N).
+
+%% A list nested N deep: [[[...]]].
+-spec deep(non_neg_integer()) -> list().
+deep(0) -> [];
+deep(N) -> [deep(N - 1)].
