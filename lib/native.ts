@@ -77,6 +77,22 @@ function copyBytes(src: Uint8Array, offset: number, length: number): Buffer {
   return b;
 }
 
+/**
+ * Object keys by slot, kept in step with the decoder's key cache (native/term_decoder.cc): a key
+ * seen before comes as its slot. The strings are V8's internalized ones, which it stores properties
+ * under without looking them up first.
+ */
+const keyCache: string[] = [];
+
+/** V8's internalized copy of s (the one a property key holds). */
+function internalize(s: string): string {
+  if (s === '__proto__') return s;
+  const o: Record<string, number> = {};
+  o[s] = 0;
+  for (const k in o) return k;
+  return s;
+}
+
 /** Decode tape ops: the same numbers as `dop` in native/tape.h. */
 const enum Op {
   Int = 1,
@@ -114,7 +130,6 @@ const enum Op {
  */
 function buildTerm(t: Float64Array, n: number, text: string, src: Uint8Array | undefined): Term {
   const stack: unknown[] = [];
-  const keys: string[] = []; // object keys by slot: each distinct key is made once
   let sp = 0;
   let i = 0;
   while (i < n) {
@@ -155,14 +170,14 @@ function buildTerm(t: Float64Array, n: number, text: string, src: Uint8Array | u
         i += 3;
         break;
       case Op.KeyNew: {
-        const key = text.slice(t[i + 1], t[i + 1] + t[i + 2]);
-        keys.push(key);
+        const key = internalize(text.slice(t[i + 2], t[i + 2] + t[i + 3]));
+        keyCache[t[i + 1]] = key;
         stack[sp++] = key;
-        i += 3;
+        i += 4;
         break;
       }
       case Op.Key:
-        stack[sp++] = keys[t[i + 1]];
+        stack[sp++] = keyCache[t[i + 1]];
         i += 2;
         break;
       case Op.Binary:

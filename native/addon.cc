@@ -93,6 +93,7 @@ Napi::Value Setup(const Napi::CallbackInfo& info) {
   if (!keyFor.IsFunction()) throw Napi::TypeError::New(env, "setup: Symbol.keyFor is missing");
   data.symbolKeyFor = Napi::Persistent(keyFor.As<Napi::Function>());
   data.atoms.clear();  // cached Atoms belong to the atom() handed over before
+  ResetKeyCache(data);  // and cached keys to the buildTerm handed over before
   data.ready = true;
   return env.Undefined();
 }

@@ -71,10 +71,11 @@ Core::~Core() {
   free(mbuf);
 }
 
-// Writes what the socket takes now, without blocking; returns how much that was. Errors are left
-// for the I/O thread, which sees them on its side of the socket and reports the connection lost.
-size_t Core::WriteNowLocked(const char* p, size_t n) {
+// Writes what the socket takes now, without blocking; returns how much that was. *error is 0,
+// EAGAIN when the socket is full, or the errno of a failed write.
+size_t Core::WriteNowLocked(const char* p, size_t n, int* error) {
   size_t done = 0;
+  *error = 0;
   while (done < n) {
     ssize_t w = send(sendFd, p + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w > 0) {
@@ -82,10 +83,31 @@ size_t Core::WriteNowLocked(const char* p, size_t n) {
     } else if (w < 0 && errno == EINTR) {
       continue;
     } else {
+      *error = w < 0 ? (errno == EWOULDBLOCK ? EAGAIN : errno) : EIO;
       break;
     }
   }
   return done;
+}
+
+// Drops the first n bytes of `out` (written); calls in them can no longer be taken back.
+void Core::ConsumeLocked(size_t n) {
+  if (n == 0) return;
+  out.erase(0, n);
+  size_t keep = 0;
+  for (const QueuedCall& q : outCalls) {
+    if (q.begin < n) continue;
+    outCalls[keep++] = {q.id, q.begin - n, q.end - n};
+  }
+  outCalls.resize(keep);
+}
+
+// Writes as much of `out` as the socket takes. 0 when all of it, EAGAIN, or an errno.
+int Core::FlushLocked() {
+  if (out.empty() || sendFd < 0) return 0;
+  int error;
+  ConsumeLocked(WriteNowLocked(out.data(), out.size(), &error));
+  return out.empty() ? 0 : error;
 }
 
 void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId) {
@@ -93,13 +115,14 @@ void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId)
   {
     std::lock_guard<std::mutex> lock(mu);
     size_t written = 0;
-    if (!corked && sendFd >= 0 && out.empty() && !ioBacklog) {
-      written = WriteNowLocked(packets.data(), packets.size());
+    if (!corked && sendFd >= 0 && out.empty()) {
+      int error;
+      written = WriteNowLocked(packets.data(), packets.size(), &error);
       if (written == packets.size()) return;
+      // The rest (or all, after an error the I/O thread will report) waits in the queue.
     }
     size_t base = out.size();
     out.append(packets, written, std::string::npos);
-    // A call already partly written can no longer be taken back.
     if (callId != 0 && written <= callFrom) outCalls.push_back({callId, base + callFrom - written, out.size()});
     if (!corked && !wakePending) {
       wakePending = true;
@@ -114,18 +137,7 @@ void Core::Uncork() {
   bool notify = false;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (out.empty()) return;
-    if (sendFd >= 0 && !ioBacklog) {
-      size_t written = WriteNowLocked(out.data(), out.size());
-      out.erase(0, written);
-      size_t keep = 0;
-      for (const QueuedCall& q : outCalls) {
-        if (q.begin < written) continue;  // written, at least in part
-        outCalls[keep++] = {q.id, q.begin - written, q.end - written};
-      }
-      outCalls.resize(keep);
-      if (out.empty()) return;
-    }
+    if (FlushLocked() == 0) return;
     if (!wakePending) {
       wakePending = true;
       notify = true;
@@ -274,23 +286,20 @@ void Core::Run() {
     }
 
     SockCtx* s = fd >= 0 ? io.sock : nullptr;
+    bool wantWrite = false;
     if (s != nullptr) {
       int err;
       {
         std::lock_guard<std::mutex> lock(mu);
         wakePending = false;
-        if (!out.empty()) {
-          if (s->out.empty()) {
-            s->out.swap(out);
-            s->outPos = 0;
-          } else {
-            s->out += out;
-            out.clear();
-          }
-          outCalls.clear();
+        // What ei wrote (answers to ticks) joins the queue behind whole packets.
+        if (!s->out.empty()) {
+          out += s->out;
+          s->out.clear();
         }
-        err = sockio::Flush(s);
-        ioBacklog = s->WantsWrite();
+        err = FlushLocked();
+        wantWrite = !out.empty();
+        ShrinkIfHuge(out);
       }
       if (err != 0 && err != EAGAIN) {
         Lose(std::string("cannot write to the node: ") + strerror(err));
@@ -304,7 +313,7 @@ void Core::Run() {
     pollfd p[2] = {{wake.fd(), POLLIN, 0}, {-1, 0, 0}};
     if (s != nullptr) {
       p[1].fd = s->fd;
-      p[1].events = static_cast<short>(POLLIN | (s->WantsWrite() ? POLLOUT : 0));
+      p[1].events = static_cast<short>(POLLIN | (wantWrite ? POLLOUT : 0));
     }
     int r = poll(p, s != nullptr ? 2 : 1, -1);
     if (r < 0) continue;  // EINTR
@@ -400,7 +409,6 @@ void Core::DoConnect(const std::string& node, unsigned timeoutMs) {
   {
     std::lock_guard<std::mutex> lock(mu);
     sendFd = newFd;
-    ioBacklog = false;
   }
   AddEvent(EventKind::kConnected, 0, nullptr, 0, 0);
 }
@@ -484,7 +492,9 @@ void Core::CloseSocket() {
     {
       std::lock_guard<std::mutex> lock(mu);
       sendFd = -1;
-      ioBacklog = false;
+      // A packet the socket took only part of cannot be finished on another connection.
+      out.clear();
+      outCalls.clear();
     }
     ei_close_connection(fd);  // closes through our callbacks, which free the socket context
     fd = -1;

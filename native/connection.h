@@ -97,13 +97,14 @@ struct Core {
   std::thread thread;
 
   std::mutex mu;  // guards everything down to "I/O thread only"
-  // Writes. The main thread writes a call's packet to the socket itself (non-blocking) when
-  // nothing is queued before it, which saves waking the I/O thread for every request; anything
-  // that cannot be written at once goes to `out`, which the I/O thread writes. Every write to the
-  // socket happens under `mu`, in whole packets, so they never interleave.
+  // Writes. `out` is the one queue of bytes to the socket: its head is what goes out next (it may
+  // be the rest of a packet the socket took only part of). The main thread writes a call's
+  // packet to the socket itself (non-blocking) when `out` is empty, which saves waking the I/O
+  // thread for every request; what the socket does not take at once is queued, and the I/O
+  // thread writes the queue when the socket has room. Every write happens under `mu`, so packets
+  // never interleave.
   int sendFd = -1;                   // the socket while connected, else -1
-  bool ioBacklog = false;            // the I/O thread holds bytes it could not write yet
-  std::string out;                   // whole packets, in order
+  std::string out;                   // bytes to write, in order
   std::vector<QueuedCall> outCalls;  // call packets within `out`
   bool wakePending = false;          // a wake-up is on its way: no need for another
   bool connectRequested = false;
@@ -133,7 +134,9 @@ struct Core {
   // Main thread.
   void Enqueue(const std::string& packets, size_t callFrom, uint64_t callId);
   void Uncork();
-  size_t WriteNowLocked(const char* p, size_t n);
+  size_t WriteNowLocked(const char* p, size_t n, int* error);
+  int FlushLocked();
+  void ConsumeLocked(size_t n);
   bool Cancel(uint64_t callId);
   void DiscardQueued();
   void RequestConnect(const std::string& node, unsigned timeoutMs);

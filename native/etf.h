@@ -107,4 +107,7 @@ bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t t
 napi_value DecodeBinary(AddonData& data, napi_env env, const uint8_t* bytes, size_t len,
                         const DecodeSettings& settings, napi_value source);
 
+// Empties the decoder's key cache: setup() hands over a new buildTerm, whose own cache is empty.
+void ResetKeyCache(AddonData& data);
+
 }  // namespace erlpeb

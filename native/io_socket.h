@@ -6,8 +6,8 @@
 // the distribution protocol (handshake, ticks, parsing control messages), but
 //  - reads are served from a buffer the I/O thread fills with one recv() per wake-up, and the loop
 //    hands a packet to ei only once all of it is buffered, so ei never waits on the network;
-//  - once connected, writes are "corked": appended to a buffer the loop flushes with one send() per
-//    wake-up, without blocking (a node that stops reading cannot stall the thread);
+//  - once connected, ei's writes are "corked": appended to a buffer the loop queues and writes
+//    without blocking (a node that stops reading cannot stall the thread);
 //  - every wait polls the socket and the wake-up fd, so close() interrupts a connect at once.
 // All timeouts are implemented here (EI_SCLBK_FLG_FULL_IMPL). The descriptor stays in blocking
 // mode, as ei requires; non-blocking I/O uses MSG_DONTWAIT. MSG_NOSIGNAL: no SIGPIPE.
@@ -66,12 +66,10 @@ struct SockCtx {
   bool corked = false;
   std::vector<char> in;
   size_t inPos = 0, inEnd = 0;
-  std::string out;
-  size_t outPos = 0;
+  std::string out;  // what ei wrote while corked (answers to ticks), for the loop to queue
 
   size_t Buffered() const { return inEnd - inPos; }
   const unsigned char* Next() const { return reinterpret_cast<const unsigned char*>(in.data()) + inPos; }
-  bool WantsWrite() const { return outPos < out.size(); }
 };
 
 namespace sockio {
@@ -336,34 +334,14 @@ inline void Reserve(SockCtx* c, size_t need) {
   if (c->in.size() < need) c->in.resize(need);
 }
 
-// After a large packet: give the memory back instead of keeping the high-water mark.
+// After a large packet: give the memory back instead of keeping the high-water mark. Only when
+// nothing is buffered, since room reserved for a packet still arriving must stay.
 inline void Shrink(SockCtx* c) {
-  if (c->in.size() > 4 * kReadChunk && c->Buffered() <= kReadChunk) {
-    std::vector<char> small(kReadChunk);
-    memcpy(small.data(), c->in.data() + c->inPos, c->Buffered());
-    c->inEnd = c->Buffered();
-    c->inPos = 0;
-    c->in.swap(small);
+  if (c->in.size() > 4 * kReadChunk && c->Buffered() == 0) {
+    std::vector<char>(kReadChunk).swap(c->in);
+    c->inPos = c->inEnd = 0;
   }
   if (c->out.capacity() > 4 * kReadChunk && c->out.empty()) std::string().swap(c->out);
-}
-
-// Writes what c->out holds, without blocking. 0 when all is written, EAGAIN when the socket is
-// full (wait for POLLOUT), or an errno.
-inline int Flush(SockCtx* c) {
-  while (c->outPos < c->out.size()) {
-    ssize_t n = send(c->fd, c->out.data() + c->outPos, c->out.size() - c->outPos, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      c->outPos += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return EAGAIN;
-    return n < 0 ? Err() : EIO;
-  }
-  c->out.clear();
-  c->outPos = 0;
-  return 0;
 }
 
 }  // namespace sockio

@@ -39,8 +39,8 @@ constexpr int kPort = 21;       // nodePos, nodeLen, idHigh32, idLow32, creation
 constexpr int kRef = 22;        // nodePos, nodeLen, creation, count, id x count
 constexpr int kExport = 23;     // modulePos, moduleLen, functionPos, functionLen, arity
 constexpr int kFun = 24;        // offset, length (of its bytes), modulePos, moduleLen, arity, index
-constexpr int kKeyNew = 25;     // textPos, textLen: an object key, remembered in the next key slot
-constexpr int kKey = 26;        // slot: the object key remembered in that slot
+constexpr int kKeyNew = 25;     // slot, textPos, textLen: an object key, remembered in that key slot
+constexpr int kKey = 26;        // slot: the object key remembered in that slot (by this or an earlier tape)
 }  // namespace dop
 
 namespace eop {

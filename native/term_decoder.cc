@@ -13,6 +13,7 @@
 #include <napi.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +22,6 @@
 #include <new>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "byte_reader.h"
@@ -38,6 +38,83 @@ constexpr size_t kMaxStringLength = (size_t{1} << 29) - 24;
 
 // V8's largest BigInt has 2^30 bits.
 constexpr size_t kMaxBigIntBytes = size_t{1} << 27;
+
+// Object keys met before, across decodes: key bytes (UTF-8) -> slot. buildTerm keeps slot -> the
+// key as an internalized JS string, set by dop::kKeyNew and used by dop::kKey: the same field
+// names come back in every session, and V8 stores a property much faster under an internalized key
+// than under a fresh string it must look up first. Bounded: short keys only, and when full it
+// starts over (slots are then reassigned by kKeyNew before any kKey uses them).
+class KeyCache {
+ public:
+  static constexpr uint32_t kMaxKeys = 2048;
+  static constexpr uint32_t kTableSize = 4096;  // a power of two, at least 2 x kMaxKeys
+  static constexpr size_t kMaxKeyBytes = 64;
+
+  struct Mark {
+    size_t size;
+    uint64_t clears;
+  };
+
+  KeyCache() : table_(kTableSize, -1) {}
+
+  static uint32_t Hash(std::string_view k) {
+    uint32_t h = 2166136261u;  // FNV-1a
+    for (unsigned char c : k) h = (h ^ c) * 16777619u;
+    return h;
+  }
+
+  int32_t Find(std::string_view k, uint32_t h) const {
+    for (uint32_t i = h & (kTableSize - 1);; i = (i + 1) & (kTableSize - 1)) {
+      int32_t slot = table_[i];
+      if (slot < 0) return -1;
+      if (hashes_[slot] == h && keys_[slot] == k) return slot;
+    }
+  }
+
+  // Adds k (not present) and returns its slot.
+  uint32_t Add(std::string_view k, uint32_t h) {
+    if (keys_.size() >= kMaxKeys) Clear();
+    uint32_t slot = static_cast<uint32_t>(keys_.size());
+    keys_.emplace_back(k);
+    hashes_.push_back(h);
+    Place(slot);
+    return slot;
+  }
+
+  Mark mark() const { return Mark{keys_.size(), clears_}; }
+
+  // Forgets the keys added since `m` (their kKeyNew ops never reached buildTerm).
+  void Restore(Mark m) {
+    if (m.clears != clears_) {
+      Clear();
+      return;
+    }
+    if (m.size == keys_.size()) return;
+    keys_.resize(m.size);
+    hashes_.resize(m.size);
+    std::fill(table_.begin(), table_.end(), -1);
+    for (uint32_t slot = 0; slot < keys_.size(); slot++) Place(slot);
+  }
+
+  void Clear() {
+    keys_.clear();
+    hashes_.clear();
+    std::fill(table_.begin(), table_.end(), -1);
+    clears_++;
+  }
+
+ private:
+  void Place(uint32_t slot) {
+    uint32_t i = hashes_[slot] & (kTableSize - 1);
+    while (table_[i] >= 0) i = (i + 1) & (kTableSize - 1);
+    table_[i] = static_cast<int32_t>(slot);
+  }
+
+  std::vector<int32_t> table_;
+  std::vector<std::string> keys_;
+  std::vector<uint32_t> hashes_;
+  uint64_t clears_ = 0;
+};
 
 enum class FrameKind : uint8_t { kList, kTuple, kMap, kFun };
 
@@ -60,7 +137,7 @@ struct Frame {
   size_t opsMark;   // fun: tape and text length before its free variables (they are dropped)
   size_t textMark;
   size_t unitsMark;
-  size_t keysMark;
+  KeyCache::Mark keysMark;
   // fun
   const uint8_t* module;
   uint32_t moduleLen;
@@ -68,9 +145,6 @@ struct Frame {
   uint32_t arity;
   uint32_t index;
 };
-
-// At most this many distinct object keys per decode get a slot of their own (dop::kKeyNew).
-constexpr size_t kMaxKeySlots = 4096;
 
 }  // namespace
 
@@ -80,21 +154,19 @@ struct DecoderState {
   std::string text;
   std::vector<Frame> frames;
   std::vector<RawKey> rawKeys;  // one per key of the maps being decoded
-  // Object keys seen in this decode (as UTF-8 bytes of the input) -> their slot; keyOrder[slot].
-  // Repeated keys (the same field in every element of a list) are made once in JS, and a key
-  // string V8 has already internalized is much faster to store with.
-  std::unordered_map<std::string_view, uint32_t> keySlots;
-  std::vector<std::string_view> keyOrder;
+  KeyCache keys;
 
   void Clear() {
     ops.clear();
     text.clear();
     frames.clear();
     rawKeys.clear();
-    keySlots.clear();
-    keyOrder.clear();
   }
 };
+
+void ResetKeyCache(AddonData& data) {
+  if (data.decoderState) data.decoderState->keys.Clear();
+}
 
 void DecoderStateDeleter::operator()(DecoderState* state) const { delete state; }
 
@@ -126,7 +198,7 @@ bool IsFloatText(const char* s, size_t n) {
 class Decoder {
  public:
   Decoder(AddonData& data, napi_env env, const uint8_t* bytes, size_t len, size_t pos,
-          const DecodeSettings& settings, const char* context, DecoderState& state)
+          const DecodeSettings& settings, const char* context, DecoderState& state, bool useKeyCache)
       : data_(data),
         env_(env),
         b_(bytes),
@@ -137,6 +209,7 @@ class Decoder {
         stringsAsStrings_((settings.flags & kStringsAsStrings) != 0),
         mapsAsObjects_((settings.flags & kMapsAsObjects) != 0),
         context_(context),
+        useKeyCache_(useKeyCache),
         state_(state),
         ops_(state.ops),
         text_(state.text),
@@ -223,7 +296,7 @@ class Decoder {
           f.opsMark = ops_.size();
           f.textMark = text_.size();
           f.unitsMark = units_;
-          f.keysMark = state_.keyOrder.size();
+          f.keysMark = state_.keys.mark();
           if (f.n == 0) {
             FinishFun(f);
             break;
@@ -412,29 +485,23 @@ class Decoder {
     return false;
   }
 
-  // An object key given as UTF-8 bytes (`units` UTF-16 units long): a slot of its own the first
-  // time it is seen (kKeyNew), the same slot again after (kKey).
+  // An object key given as UTF-8 bytes (`units` UTF-16 units long): from the key cache when it is
+  // there (kKey), else as text, added to the cache when short (kKeyNew).
   void Key(const uint8_t* p, size_t n, size_t units) {
-    std::string_view bytes(reinterpret_cast<const char*>(p), n);
-    auto it = state_.keySlots.find(bytes);
-    if (it != state_.keySlots.end()) {
-      Op(dop::kKey, it->second);
+    if (useKeyCache_ && n <= KeyCache::kMaxKeyBytes) {
+      std::string_view bytes(reinterpret_cast<const char*>(p), n);
+      uint32_t h = KeyCache::Hash(bytes);
+      int32_t slot = state_.keys.Find(bytes, h);
+      if (slot >= 0) {
+        Op(dop::kKey, slot);
+        return;
+      }
+      size_t start = units == n ? TextAscii(p, n) : TextUtf8(p, n, units);
+      Op(dop::kKeyNew, state_.keys.Add(bytes, h), static_cast<double>(start), static_cast<double>(units));
       return;
     }
     size_t start = units == n ? TextAscii(p, n) : TextUtf8(p, n, units);
-    if (state_.keyOrder.size() < kMaxKeySlots) {
-      state_.keySlots.emplace(bytes, static_cast<uint32_t>(state_.keyOrder.size()));
-      state_.keyOrder.push_back(bytes);
-      Op(dop::kKeyNew, static_cast<double>(start), static_cast<double>(units));
-    } else {
-      Op(dop::kString, static_cast<double>(start), static_cast<double>(units));
-    }
-  }
-
-  // Drops key slots made after `mark` (their kKeyNew ops are being dropped from the tape).
-  void DropKeySlots(size_t mark) {
-    for (size_t k = mark; k < state_.keyOrder.size(); k++) state_.keySlots.erase(state_.keyOrder[k]);
-    state_.keyOrder.resize(mark);
+    Op(dop::kString, static_cast<double>(start), static_cast<double>(units));
   }
 
   // ---- containers ----
@@ -564,7 +631,7 @@ class Decoder {
     ops_.resize(f.opsMark);
     text_.resize(f.textMark);
     units_ = f.unitsMark;
-    DropKeySlots(f.keysMark);
+    state_.keys.Restore(f.keysMark);
     size_t units;
     size_t module = TextAtom(f.module, f.moduleLen, f.moduleLatin1, &units);
     needsSource_ = true;
@@ -858,6 +925,7 @@ class Decoder {
   bool stringsAsStrings_;
   bool mapsAsObjects_;
   const char* context_;
+  bool useKeyCache_;
   DecoderState& state_;
   std::vector<double>& ops_;
   std::string& text_;
@@ -900,8 +968,6 @@ struct StateLease {
       if (s.text.capacity() > (size_t{8} << 20)) std::string().swap(s.text);
       if (s.frames.capacity() > 4096) std::vector<Frame>().swap(s.frames);
       if (s.rawKeys.capacity() > 4096) std::vector<RawKey>().swap(s.rawKeys);
-      s.keySlots.clear();
-      s.keyOrder.clear();
     }
   }
   DecoderState& state() { return held ? *data.decoderState : *own; }
@@ -916,7 +982,16 @@ napi_value DecodeToValue(AddonData& data, napi_env env, const uint8_t* bytes, si
   DecoderState& state = lease.state();
   std::vector<double>& ops = state.ops;
   std::string& text = state.text;
-  Decoder decoder(data, env, bytes, len, *offset, settings, context, state);
+  // The key cache is kept in step with buildTerm's: keys added by a decode that never reaches
+  // buildTerm are taken out again. A nested decode (none is known to happen) does not use it.
+  struct KeyCacheGuard {
+    KeyCache* cache;
+    KeyCache::Mark mark;
+    ~KeyCacheGuard() {
+      if (cache != nullptr) cache->Restore(mark);
+    }
+  } keyGuard{lease.held ? &state.keys : nullptr, state.keys.mark()};
+  Decoder decoder(data, env, bytes, len, *offset, settings, context, state, lease.held);
   decoder.Run();
   *offset = decoder.pos();
   if (mustEnd && *offset != len) ThrowDecodeError(data, env, std::string("trailing bytes") + context, *offset);
@@ -961,6 +1036,7 @@ napi_value DecodeToValue(AddonData& data, napi_env env, const uint8_t* bytes, si
   ERLPEB_NAPI(env, napi_get_reference_value(env, data.buildTerm, &build));
   ERLPEB_NAPI(env, napi_get_undefined(env, &undefined));
   ERLPEB_NAPI(env, napi_call_function(env, undefined, build, 4, args, &result));
+  keyGuard.cache = nullptr;  // buildTerm has taken the new keys
   return result;
 }
 

@@ -6,6 +6,9 @@
 //   node scripts/build-erlang.js                 build erlang/ebin (nothing to do when up to date)
 //   node scripts/build-erlang.js --force         build even when up to date
 //   node scripts/build-erlang.js --tests DIR     also compile erlang/test/*.erl into DIR
+//   node scripts/build-erlang.js --optional      without Erlang/OTP installed, warn and exit 0
+//                                                (for `npm install` on a machine that only runs
+//                                                the Node client against a server elsewhere)
 //   ERLC=/path/to/erlc node scripts/build-erlang.js
 //
 // The new ebin is built beside the old one and swapped in, so that a node already running from
@@ -21,6 +24,7 @@ const src = path.join(root, 'erlang', 'src');
 const ebin = path.join(root, 'erlang', 'ebin');
 const testSrc = path.join(root, 'erlang', 'test');
 const erlc = process.env.ERLC || 'erlc';
+let optional = false;
 
 function fail(message) {
   process.stderr.write(`build-erlang: ${message}\n`);
@@ -43,14 +47,20 @@ function compile(files, outDir, extra) {
   fs.mkdirSync(outDir, { recursive: true });
   const args = ['-o', outDir, '-pa', outDir, '+debug_info', '-Wall', '-I', src, ...extra, ...files];
   const result = spawnSync(erlc, args, { encoding: 'utf8' });
+  const discard = () => {
+    if (path.basename(outDir).startsWith('ebin.new-')) fs.rmSync(outDir, { recursive: true, force: true });
+  };
   if (result.error) {
-    fail(result.error.code === 'ENOENT'
-      ? `${erlc} not found: install Erlang/OTP (Debian: apt-get install erlang-nox erlang-dev) or set ERLC`
-      : `${erlc}: ${result.error.message}`);
+    discard();
+    if (result.error.code !== 'ENOENT') fail(`${erlc}: ${result.error.message}`);
+    const missing = `${erlc} not found: install Erlang/OTP (Debian: apt-get install erlang-nox erlang-dev) or set ERLC`;
+    if (!optional) fail(missing);
+    process.stderr.write(`build-erlang: ${missing}; the session server is not built\n`);
+    process.exit(0);
   }
   const output = `${result.stdout}${result.stderr}`.trim();
   if (result.status !== 0) {
-    if (path.basename(outDir).startsWith('ebin.new-')) fs.rmSync(outDir, { recursive: true, force: true });
+    discard();
     fail(`erlc failed (exit ${result.status}):\n${output}`);
   }
   if (output) process.stdout.write(`${output}\n`);
@@ -80,7 +90,22 @@ function upToDate() {
   return Math.max(...inputs.map(mtime)) <= Math.min(...outputs.map(mtime));
 }
 
+// A build killed half-way leaves its directory behind: remove those whose process is gone.
+function removeAbandoned() {
+  const dir = path.dirname(ebin);
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^ebin\.(?:new|old)-(\d+)$/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if (e.code === 'ESRCH') fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
+}
+
 function build() {
+  removeAbandoned();
   const fresh = `${ebin}.new-${process.pid}`;
   const old = `${ebin}.old-${process.pid}`;
   fs.rmSync(fresh, { recursive: true, force: true });
@@ -106,7 +131,8 @@ function main(argv) {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--tests' && argv[i + 1]) testsOut = path.resolve(argv[++i]);
     else if (argv[i] === '--force') force = true;
-    else fail(`unknown argument ${argv[i]} (usage: build-erlang.js [--force] [--tests DIR])`);
+    else if (argv[i] === '--optional') optional = true;
+    else fail(`unknown argument ${argv[i]} (usage: build-erlang.js [--force] [--optional] [--tests DIR])`);
   }
   if (force || !upToDate()) build();
   if (testsOut) compile(erlFiles(testSrc), testsOut, ['-pa', ebin]);

@@ -376,11 +376,22 @@ grant(Id, #waiter{holder = Holder, token = Token, lease_ms = LeaseMs} = W, S0) -
             {ok, #lease{token = Old}} -> drop_lease(Id, Old, S0);
             error -> S0
         end,
-    MRef = erlang:monitor(process, Holder),
+    MRef = monitor_holder(Holder),
     TRef = erlang:start_timer(LeaseMs, self(), {lease, Id, Token}),
     done_waiting(W, {ok, Token}),
     S#state{leases = (S#state.leases)#{Id => #lease{token = Token, holder = Holder, mref = MRef, timer = TRef}},
             monitors = (S#state.monitors)#{MRef => {Id, Token}}}.
+
+%% A peer that cannot be monitored still gets its lease, which then ends by unlock or by time;
+%% the reference stands in for the monitor and never fires.
+monitor_holder(Holder) ->
+    try
+        erlang:monitor(process, Holder)
+    catch
+        error:badarg ->
+            logger:warning("erl_peb: cannot monitor lock holder ~p; its lease ends by time only", [Holder]),
+            make_ref()
+    end.
 
 done_waiting(#waiter{from = From, timer = Timer}, Reply) ->
     cancel_timer(Timer),

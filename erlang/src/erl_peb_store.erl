@@ -63,7 +63,7 @@
 -callback status(ref()) -> map().
 %% A message the server did not recognise; the backend says what it means.
 -callback handle_info(term(), ref()) ->
-    {lock_free, id(), Token :: binary()} | {lock_taken, id(), Token :: binary()}
+    {lock_free, id(), Token :: binary() | any} | {lock_taken, id(), Token :: binary()}
     | {inconsistent_database, Context :: term(), node()} | {node_down, node()} | {node_up, node()}
     | stopped | ignore.
 -callback join(ref(), node(), erl_peb_config:config()) -> {ok, ref()} | {error, term()}.

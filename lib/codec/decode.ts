@@ -9,8 +9,10 @@
  * one switch on the tag; a finished value is then attached to the open containers, which may
  * finish them in turn.
  *
- * Offsets: an error about a length, count or field points at that field; an error about a whole
- * term (unknown tag, invalid atom text, nesting too deep) points at its tag.
+ * Offsets, the same as the native decoder's: an error in a term (a length that runs past the end,
+ * a bad field, invalid atom text, nesting too deep, an unknown tag) points at that term's tag; an
+ * EXPORT_EXT arity that is not a small integer at the arity; trailing bytes where they start; a
+ * compressed term's bad size at the size field (2), bad zlib data where zlib stopped reading it.
  */
 import { constants as bufferConstants, isAscii, isUtf8 } from 'node:buffer';
 import { constants as zlibConstants, inflateSync } from 'node:zlib';

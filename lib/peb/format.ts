@@ -60,11 +60,14 @@ function syntaxError(message: string, format: string, pos: number): EncodeError 
 /** Parsed formats, kept because formats are nearly always string literals used again and again. */
 const parsed = new Map<string, Item>();
 const PARSED_MAX = 256;
+/** Brackets nested deeper than this are refused (the parser and the builder recurse). */
+const FORMAT_MAX_DEPTH = 1024;
 
 function parse(format: string): Item {
   const hit = parsed.get(format);
   if (hit !== undefined) return hit;
   let i = 0;
+  let depth = 0;
   const n = format.length;
   const skip = (): void => {
     while (i < n && isSpace(format[i])) i++;
@@ -119,10 +122,13 @@ function parse(format: string): Item {
       return { kind: 'directive', ch: d, pos };
     }
     if (c === '[' || c === '{') {
+      if (++depth > FORMAT_MAX_DEPTH) throw syntaxError(`brackets nested deeper than ${FORMAT_MAX_DEPTH}`, format, pos);
       i++;
-      return { kind: c === '[' ? 'list' : 'tuple', items: items(CLOSE[c], pos), pos };
+      const inner = items(CLOSE[c], pos);
+      depth--;
+      return { kind: c === '[' ? 'list' : 'tuple', items: inner, pos };
     }
-    throw syntaxError(`unexpected ${JSON.stringify(c)}; expected ~x, [ or {`, format, pos);
+    throw syntaxError(`unexpected ${JSON.stringify(c)}; expected a directive (~a, ~s, ...), '[' or '{'`, format, pos);
   };
 
   const top = items('', 0);
@@ -301,14 +307,32 @@ export function formatToTerm(format: string, data: unknown[]): Term {
   return build(item, data[0], data.length > 0, format, '$[0]');
 }
 
+/**
+ * Builds the term of a format and writes it with `write` (either codec's encoder). The term's
+ * containers stand element for element for the arrays in `data`, so an EncodeError from the codec
+ * (a `~P` value with no Erlang counterpart) is given the path of that value in `data`, like the
+ * format's own errors: the term's `$.d` is `$[0].d`.
+ */
+export function encodeWith(write: (term: Term) => Buffer, format: string, data: unknown[]): Buffer {
+  const term = formatToTerm(format, data);
+  try {
+    return write(term);
+  } catch (e) {
+    if (!(e instanceof EncodeError) || !e.path.startsWith('$')) throw e;
+    const suffix = ` at ${e.path}`;
+    const message = e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
+    throw new EncodeError(message, `$[0]${e.path.slice(1)}`, { cause: e });
+  }
+}
+
 /** mypeb's `peb_encode`: the term's encoding without the version byte (as rpc arguments are sent). */
 export function encode(format: string, data: unknown[]): Buffer {
-  return encodeTerm(formatToTerm(format, data));
+  return encodeWith(encodeTerm, format, data);
 }
 
 /** mypeb's `peb_vencode`: the term's encoding with the version byte 131 (`term_to_binary`). */
 export function vencode(format: string, data: unknown[]): Buffer {
-  return termToBinary(formatToTerm(format, data));
+  return encodeWith(termToBinary, format, data);
 }
 
 // ---- decoding to mypeb's shape ----

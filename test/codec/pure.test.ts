@@ -368,6 +368,20 @@ describe('encoding: the exact bytes', () => {
   });
 });
 
+describe('round trips', () => {
+  it('the session fixture decodes back to itself with maps: "object" and binaries: "string"', async () => {
+    const { readFileSync } = await import('node:fs');
+    const session = JSON.parse(readFileSync(`${__dirname}/../../../shared/fixtures/session.json`, 'utf8'));
+    expect(binaryToTerm(termToBinary(session), { maps: 'object', binaries: 'string' })).toEqual(session);
+  });
+
+  it('the default decoding is lossless: it encodes back to the same bytes (STRING_EXT aside, which comes back as a LIST_EXT)', () => {
+    const term: Term = [tuple(atom('ok'), float(1), 1.5, 2n ** 80n), new Map<Term, Term>([['k', [atom('v')]]]), new ImproperList([1], 2), new BitBinary(Buffer.from([0x80]), 1)];
+    const bytes1 = termToBinary(term);
+    expect(termToBinary(binaryToTerm(bytes1)).equals(bytes1)).toBe(true);
+  });
+});
+
 describe('compression', () => {
   const text = 'session data '.repeat(200);
 

@@ -135,9 +135,9 @@ describe('call', () => {
   });
 
   it('reaches a server registered again under the same name', async () => {
-    await node.eval('{ok, _} = erl_peb_conn_test:start_crashy()');
-    await expect(conn.call('erl_peb_crashy', 1)).rejects.toBeInstanceOf(RemoteError);
-    await node.eval('{ok, _} = erl_peb_conn_test:start_crashy()');
+    await node.eval('{ok, _} = erl_peb_conn_test:restart_crashy()');
+    await expect(conn.call('erl_peb_crashy', 1)).rejects.toMatchObject({ reason: tuple(atom('crashed'), 1) });
+    await node.eval('{ok, _} = erl_peb_conn_test:restart_crashy()');
     await expect(conn.call('erl_peb_crashy', 2)).rejects.toMatchObject({ reason: tuple(atom('crashed'), 2) });
   });
 });

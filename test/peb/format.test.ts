@@ -105,8 +105,11 @@ describe('peb formatToTerm: directives', () => {
   it('~P: any term, by the term mapping', () => {
     const value = { cart: [1, 2], at: tuple(atom('ok')) };
     expect(one('~P', value)).toBe(value);
-    // its encoding errors are the codec's, with the path in the term
-    expect(encodeError(() => encode('[~P]', [[{ d: new Date() }]])).path).toBe('$[0].d');
+    // the codec refuses what has no Erlang counterpart; the path names the value in data
+    const e = encodeError(() => encode('[~s, ~P]', [['x', { d: new Date() }]]));
+    expect(e.path).toBe('$[0][1].d');
+    expect(e.message).toMatch(/Date at \$\[0\]\[1\]\.d$/);
+    expect(encodeError(() => vencode('~P', [new Date()])).path).toBe('$[0]');
   });
 });
 
@@ -161,7 +164,8 @@ describe('peb formatToTerm: lists, tuples and the nesting rule', () => {
       ['[~s,,~s]', /unexpected ',' at position 4/],
       ['[,~s]', /unexpected ',' at position 1/],
       ['[~s,]', /a ',' must be followed by an item at position 3/],
-      ['[~s] x', /unexpected "x"; expected ~x, \[ or \{ at position 5/],
+      ['[~s] x', /unexpected "x"; expected a directive \(~a, ~s, \.\.\.\), '\[' or '\{' at position 5/],
+      ['['.repeat(2000) + ']'.repeat(2000), /brackets nested deeper than 1024 at position 1024/],
       ['~', /'~' at the end of the format/],
       ['', /empty format/],
       ['  ', /empty format/],

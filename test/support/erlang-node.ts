@@ -86,6 +86,8 @@ export class ErlangNode {
       '-setcookie', cookie,
       '-noshell',
       '-kernel', 'inet_dist_use_interface', '{127,0,0,1}',
+      // Log reports to stderr: stdout carries the eval loop's replies.
+      '-kernel', 'logger', '[{handler, default, logger_std_h, #{config => #{type => standard_error}}}]',
       ...(options.codePaths ?? []).flatMap((p) => ['-pa', p]),
       ...(options.args ?? []),
       '-eval', EVAL_LOOP,

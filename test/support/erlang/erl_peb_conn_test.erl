@@ -1,7 +1,7 @@
 %% Helpers on the Erlang side of the connection tests.
 -module(erl_peb_conn_test).
 -behaviour(gen_server).
--export([start_mirror/0, start_crashy/0, binary/1, deep/1]).
+-export([start_mirror/0, start_crashy/0, restart_crashy/0, binary/1, deep/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A process registered as erl_peb_mirror: for every {To, Msg} it receives, it sends Msg to To.
@@ -21,6 +21,12 @@ mirror() ->
 -spec start_crashy() -> {ok, pid()}.
 start_crashy() ->
     gen_server:start({local, erl_peb_crashy}, ?MODULE, [], []).
+
+%% Stops erl_peb_crashy if it runs (waiting until it has), then starts it.
+-spec restart_crashy() -> {ok, pid()}.
+restart_crashy() ->
+    catch gen_server:stop(erl_peb_crashy),
+    start_crashy().
 
 init([]) -> {ok, nostate}.
 handle_call(Request, _From, _State) -> exit({crashed, Request}).
