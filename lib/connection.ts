@@ -93,15 +93,99 @@ interface Monitor {
 }
 
 interface Pending {
+  readonly id: number;
   readonly resolve: (value: Term) => void;
   readonly reject: (error: unknown) => void;
   readonly what: string;
   readonly isRpc: boolean;
   readonly timeout: number;
-  timer: NodeJS.Timeout | undefined;
+  readonly deadline: number; // performance.now() time
+  done: boolean;
   monitor: Monitor | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+}
+
+interface Fifo {
+  items: (Pending | undefined)[];
+  head: number;
+}
+
+/**
+ * Call timeouts without a Node timer per call (a setTimeout/clearTimeout pair costs microseconds
+ * once thousands are outstanding). Calls with the same timeout expire in the order they were
+ * made, so each timeout value has a FIFO of calls, and one timer waits for the earliest
+ * deadline. A call settled meanwhile is dropped from the front of its FIFO as soon as it gets
+ * there; replies mostly come in order, so the FIFOs hold little more than the calls in flight.
+ * The timer is unref'd: pending calls keep the process alive through the connection itself.
+ */
+class Deadlines {
+  private readonly fifos = new Map<number, Fifo>();
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Infinity;
+
+  constructor(private readonly expire: (p: Pending) => void) {}
+
+  add(p: Pending): void {
+    let f = this.fifos.get(p.timeout);
+    if (f === undefined) {
+      f = { items: [], head: 0 };
+      this.fifos.set(p.timeout, f);
+    }
+    Deadlines.dropSettled(f);
+    f.items.push(p);
+    if (p.deadline < this.armedFor) this.arm(p.deadline);
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    this.fifos.clear();
+  }
+
+  private static dropSettled(f: Fifo): void {
+    const items = f.items;
+    let h = f.head;
+    while (h < items.length && items[h]!.done) items[h++] = undefined;
+    if (h === items.length) {
+      items.length = 0;
+      h = 0;
+    } else if (h > 1024 && h * 2 > items.length) {
+      items.splice(0, h);
+      h = 0;
+    }
+    f.head = h;
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.armedFor = at;
+    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(at - performance.now())));
+    this.timer.unref();
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [timeout, f] of this.fifos) {
+      for (;;) {
+        Deadlines.dropSettled(f);
+        const p = f.items[f.head];
+        if (p === undefined) break;
+        if (p.deadline > now) {
+          next = Math.min(next, p.deadline);
+          break;
+        }
+        f.items[f.head++] = undefined;
+        this.expire(p);
+      }
+      if (f.items.length === 0) this.fifos.delete(timeout);
+    }
+    if (next !== Infinity) this.arm(next);
+  };
 }
 
 interface Receiver {
@@ -145,8 +229,15 @@ function atomName(v: unknown, what: string): string {
   return name;
 }
 
-function destination(dest: unknown): string | Pid {
-  if (dest instanceof Pid) return dest;
+function destination(dest: unknown, node: string): string | Pid {
+  if (dest instanceof Pid) {
+    // The node would drop a message to another node's pid, and take a monitor of one as a
+    // protocol error: this connection reaches the processes of its own node only.
+    if (dest.node.name !== node) {
+      throw new EncodeError(`the pid ${dest.toString()} is on node ${dest.node.name}, not on the connected node ${node}`, 'destination');
+    }
+    return dest;
+  }
   if (typeof dest === 'string' || dest instanceof Atom) return atomName(dest, 'destination');
   throw new EncodeError(`destination must be a registered name (a string or Atom) or a Pid, got ${inspect(dest)}`, 'destination');
 }
@@ -253,7 +344,7 @@ export class Connection extends EventEmitter {
   private lostError: ConnectionError | undefined;
   // Held here, and only weakly by the native object, so an unreferenced connection can be collected.
   private readonly onEventsFn = (batch: unknown[]): void => this.onEvents(batch);
-  private readonly onTimeoutFn = (id: number): void => this.onTimeout(id);
+  private readonly deadlines = new Deadlines((p) => this.onTimeout(p));
   private readonly uncorkFn = (): void => {
     if (this.currentState !== 'closed') this.native.uncork();
   };
@@ -383,7 +474,7 @@ export class Connection extends EventEmitter {
   call(dest: Destination, request: Term, options?: CallOptions): Promise<Term> {
     try {
       optionsObject(options, 'call');
-      const target = destination(dest);
+      const target = destination(dest, this.node);
       const timeout = timeoutOf(options, this.options.callTimeout);
       const signal = signalOf(options);
       const what = `call to ${typeof target === 'string' ? target : target.toString()}`;
@@ -402,7 +493,7 @@ export class Connection extends EventEmitter {
 
   /** Sends `term` to a registered name or a pid on the node (Erlang's `!`): no reply, no delivery guarantee. */
   send(dest: Destination, term: Term): void {
-    const target = destination(dest);
+    const target = destination(dest, this.node);
     this.checkUsable('send');
     this.native.send(target, term);
   }
@@ -449,6 +540,7 @@ export class Connection extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     this.native.close();
     this.refed = false;
+    this.deadlines.clear();
     const error = new ClosedError('the connection was closed');
     this.connectWaiter?.reject(error);
     this.connectWaiter = undefined;
@@ -506,16 +598,19 @@ export class Connection extends EventEmitter {
     monitor.pending++;
     return new Promise<Term>((resolve, reject) => {
       const p: Pending = {
+        id,
         resolve,
         reject,
         what,
         isRpc,
         timeout,
-        timer: timeout === Infinity ? undefined : setTimeout(this.onTimeoutFn, timeout, id),
+        deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
+        done: false,
         monitor,
         signal,
         onAbort: undefined,
       };
+      if (timeout !== Infinity) this.deadlines.add(p);
       if (signal !== undefined) {
         p.onAbort = () => {
           if (this.pending.get(id) !== p) return;
@@ -533,17 +628,15 @@ export class Connection extends EventEmitter {
 
   /** Clears what a pending call holds; the caller settles it. */
   private finish(p: Pending): void {
-    if (p.timer !== undefined) clearTimeout(p.timer);
+    p.done = true;
     if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
     if (p.monitor !== undefined) p.monitor.pending--;
   }
 
-  private onTimeout(id: number): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
-    p.timer = undefined;
-    if (this.currentState !== 'closed') this.native.cancel(id);
+  private onTimeout(p: Pending): void {
+    if (p.done || this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    if (this.currentState !== 'closed') this.native.cancel(p.id);
     this.finish(p);
     p.reject(new TimeoutError(`${p.what} timed out after ${p.timeout} ms`, p.timeout));
     this.updateRef();
@@ -586,10 +679,11 @@ export class Connection extends EventEmitter {
   private onEvents(batch: unknown[]): void {
     let thrown = false;
     let error: unknown;
-    // The native side holds calls made from here on until uncork(). Queued now (so that a throw
-    // cannot skip it), that microtask queues uncork() in turn: behind the reactions of the
-    // promises this batch settles, so the calls their continuations make go out in one write.
-    queueMicrotask(this.uncorkLaterFn);
+    // With more than one event, the native side holds calls made from here on until uncork().
+    // Queued now (so that a throw cannot skip it), that microtask queues uncork() in turn: behind
+    // the reactions of the promises this batch settles, so the calls their continuations make
+    // go out in one write.
+    if (batch.length > 3) queueMicrotask(this.uncorkLaterFn);
     for (let i = 0; i < batch.length; i += 3) {
       const kind = batch[i] as number;
       const value = batch[i + 2];
@@ -739,10 +833,9 @@ export class Connection extends EventEmitter {
       const next = (this.nodeIndex + 1) % this.options.nodes.length;
       this.connectTo(next).then(
         () => undefined,
-        (e: unknown) => {
-          if (this.currentState !== 'reconnecting') return;
-          if (this.listenerCount('error') > 0) this.emit('error', e);
-          this.scheduleReconnect();
+        () => {
+          // Not an 'error': the connection keeps trying, and gives up only after maxAttempts.
+          if (this.currentState === 'reconnecting') this.scheduleReconnect();
         },
       );
       this.updateRef();

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include <poll.h>
@@ -19,6 +20,7 @@ std::once_flag eiInitOnce;
 
 constexpr size_t kKeepScratch = 1024 * 1024;
 constexpr unsigned kNoWait = 1000;  // ei never waits: it only parses packets already buffered
+constexpr size_t kEiHeaderBuffer = 2048;  // EIRECVBUF in ei's receive code
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
   throw Napi::TypeError::New(env, message);
@@ -90,24 +92,43 @@ size_t Core::WriteNowLocked(const char* p, size_t n, int* error) {
   return done;
 }
 
-// Drops the first n bytes of `out` (written); calls in them can no longer be taken back.
+// The first n queued bytes were written: calls in them can no longer be taken back. The bytes
+// are dropped in bulk once they are most of the buffer, so that a long queue drained one
+// partial write at a time is not moved again and again.
 void Core::ConsumeLocked(size_t n) {
   if (n == 0) return;
-  out.erase(0, n);
+  outHead += n;
   size_t keep = 0;
   for (const QueuedCall& q : outCalls) {
-    if (q.begin < n) continue;
-    outCalls[keep++] = {q.id, q.begin - n, q.end - n};
+    if (q.begin >= outHead) outCalls[keep++] = q;
   }
   outCalls.resize(keep);
+  if (outHead == out.size()) {
+    ClearQueueLocked();
+  } else if (outHead > 64 * 1024 && outHead * 2 > out.size()) {
+    out.erase(0, outHead);
+    for (QueuedCall& q : outCalls) {
+      q.begin -= outHead;
+      q.end -= outHead;
+    }
+    outHead = 0;
+  }
 }
 
-// Writes as much of `out` as the socket takes. 0 when all of it, EAGAIN, or an errno.
+void Core::ClearQueueLocked() {
+  out.clear();
+  outHead = 0;
+  outCalls.clear();
+  ShrinkIfHuge(out);
+}
+
+// Writes as much of the queue as the socket takes: 0 when all of it (or when there is no socket,
+// and the queue waits for one), EAGAIN when the socket is full, or the errno of a failed write.
 int Core::FlushLocked() {
-  if (out.empty() || sendFd < 0) return 0;
+  if (QueueEmptyLocked() || sendFd < 0) return 0;
   int error;
-  ConsumeLocked(WriteNowLocked(out.data(), out.size(), &error));
-  return out.empty() ? 0 : error;
+  ConsumeLocked(WriteNowLocked(out.data() + outHead, out.size() - outHead, &error));
+  return QueueEmptyLocked() ? 0 : error;
 }
 
 void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId) {
@@ -115,7 +136,7 @@ void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId)
   {
     std::lock_guard<std::mutex> lock(mu);
     size_t written = 0;
-    if (!corked && sendFd >= 0 && out.empty()) {
+    if (!corked && sendFd >= 0 && QueueEmptyLocked()) {
       int error;
       written = WriteNowLocked(packets.data(), packets.size(), &error);
       if (written == packets.size()) return;
@@ -157,6 +178,7 @@ bool Core::Cancel(uint64_t callId) {
       outCalls[j].end -= n;
     }
     outCalls.erase(outCalls.begin() + static_cast<ptrdiff_t>(i));
+    if (QueueEmptyLocked()) ClearQueueLocked();
     return true;
   }
   return false;
@@ -164,9 +186,7 @@ bool Core::Cancel(uint64_t callId) {
 
 void Core::DiscardQueued() {
   std::lock_guard<std::mutex> lock(mu);
-  out.clear();
-  outCalls.clear();
-  ShrinkIfHuge(out);
+  ClearQueueLocked();
 }
 
 void Core::RequestConnect(const std::string& node, unsigned timeoutMs) {
@@ -238,6 +258,9 @@ void Core::Drain(Napi::Env env) {
         } catch (const Napi::Error& err) {
           value = err.Value();
           kind |= kDecodeFailed;
+        } catch (const std::bad_alloc&) {
+          value = Napi::RangeError::New(env, "erl-peb: out of memory decoding a term").Value();
+          kind |= kDecodeFailed;
         }
         break;
       }
@@ -256,9 +279,10 @@ void Core::Drain(Napi::Env env) {
   ShrinkIfHuge(draining.bytes);
   Napi::Function cb = wrapper->onEvents.Value();
   if (cb.IsEmpty()) return;
-  // Calls made while the batch is handled are written together by uncork(), which the JS side
-  // queues as a microtask after the promises it settled (and so after their continuations).
-  corked = true;
+  // Calls made while a batch of several events is handled are written together by uncork(),
+  // which the JS side queues as a microtask after the promises it settled (and so after their
+  // continuations). A single reply usually leads to a single call: that one is written at once.
+  corked = n > 1;
   cb.Call({batch});  // a throw becomes an uncaught exception, as from any event listener
 }
 
@@ -298,8 +322,7 @@ void Core::Run() {
           s->out.clear();
         }
         err = FlushLocked();
-        wantWrite = !out.empty();
-        ShrinkIfHuge(out);
+        wantWrite = !QueueEmptyLocked();
       }
       if (err != 0 && err != EAGAIN) {
         Lose(std::string("cannot write to the node: ") + strerror(err));
@@ -448,6 +471,16 @@ bool Core::ParsePackets(SockCtx* s) {
       sockio::Reserve(s, 4 + static_cast<size_t>(len));
       break;
     }
+    // ei copies the first 2048 bytes of a packet to parse the control message in them, and
+    // checks no length while it does: the control message must be whole and within those.
+    if (len != 0) {
+      size_t end = dist::ControlEnd(s->Next() + 4, len);
+      if (end == 0 || end > kEiHeaderBuffer) {
+        lostReason = end == 0 ? "the node sent a malformed distribution packet"
+                              : "the node sent a control message larger than ei can parse";
+        return false;
+      }
+    }
     // The whole packet is buffered: ei parses it (and answers a tick) without touching the network.
     const size_t before = s->inPos;
     erlang_msg msg;
@@ -493,8 +526,7 @@ void Core::CloseSocket() {
       std::lock_guard<std::mutex> lock(mu);
       sendFd = -1;
       // A packet the socket took only part of cannot be finished on another connection.
-      out.clear();
-      outCalls.clear();
+      ClearQueueLocked();
     }
     ei_close_connection(fd);  // closes through our callbacks, which free the socket context
     fd = -1;
@@ -784,10 +816,13 @@ Napi::Value Connection::DiscardQueued(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ref()/unref(): whether the connection keeps the event loop alive (while calls or receivers wait).
+// ref()/unref(): while something waits on the connection (a connect, calls, receivers), it keeps
+// the event loop alive, and it is kept alive itself: the callback is then held strongly, since
+// the JS side may otherwise be reachable only through promises this connection will settle.
 Napi::Value Connection::Ref(const Napi::CallbackInfo& info) {
   if (!core_->shutDown && !refed_) {
     core_->tsfn.Ref(info.Env());
+    onEvents.Ref();
     refed_ = true;
   }
   return info.Env().Undefined();
@@ -796,6 +831,7 @@ Napi::Value Connection::Ref(const Napi::CallbackInfo& info) {
 Napi::Value Connection::Unref(const Napi::CallbackInfo& info) {
   if (!core_->shutDown && refed_) {
     core_->tsfn.Unref(info.Env());
+    onEvents.Unref();
     refed_ = false;
   }
   return info.Env().Undefined();
@@ -804,6 +840,10 @@ Napi::Value Connection::Unref(const Napi::CallbackInfo& info) {
 Napi::Value Connection::Close(const Napi::CallbackInfo& info) {
   if (!core_->closed) {
     core_->closed = true;
+    if (refed_) {
+      onEvents.Unref();
+      refed_ = false;
+    }
     core_->Shutdown();
     if (core_->hookActive) {
       napi_remove_env_cleanup_hook(core_->env, Core::CleanupHook, core_.get());

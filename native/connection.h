@@ -104,8 +104,9 @@ struct Core {
   // thread writes the queue when the socket has room. Every write happens under `mu`, so packets
   // never interleave.
   int sendFd = -1;                   // the socket while connected, else -1
-  std::string out;                   // bytes to write, in order
-  std::vector<QueuedCall> outCalls;  // call packets within `out`
+  std::string out;                   // bytes to write, in order, from outHead on
+  size_t outHead = 0;                // bytes of `out` already written (dropped in bulk, not one write at a time)
+  std::vector<QueuedCall> outCalls;  // call packets within `out` (offsets into `out`)
   bool wakePending = false;          // a wake-up is on its way: no need for another
   bool connectRequested = false;
   std::string connectNode;
@@ -137,6 +138,8 @@ struct Core {
   size_t WriteNowLocked(const char* p, size_t n, int* error);
   int FlushLocked();
   void ConsumeLocked(size_t n);
+  bool QueueEmptyLocked() const { return outHead == out.size(); }
+  void ClearQueueLocked();
   bool Cancel(uint64_t callId);
   void DiscardQueued();
   void RequestConnect(const std::string& node, unsigned timeoutMs);

@@ -260,6 +260,81 @@ struct Reader {
   }
 };
 
+// Skips one term (any tag a control message may hold, and the rest of the external format), to
+// check where it ends before ei, which does not check lengths, parses it.
+inline bool SkipTerm(Reader& r, int depth = 0) {
+  if (depth > 64) return false;
+  uint8_t t;
+  if (!r.U8(&t)) return false;
+  auto skip = [&r](size_t k) {
+    if (!r.Has(k)) return false;
+    r.i += k;
+    return true;
+  };
+  auto u16 = [&r](size_t* v) {
+    if (!r.Has(2)) return false;
+    *v = GetU16(r.p + r.i);
+    r.i += 2;
+    return true;
+  };
+  auto u32 = [&r](size_t* v) {
+    if (!r.Has(4)) return false;
+    *v = GetU32(r.p + r.i);
+    r.i += 4;
+    return true;
+  };
+  auto elements = [&](size_t n) {
+    if (n > r.n - r.i) return false;  // every element takes at least a byte
+    for (size_t k = 0; k < n; ++k) {
+      if (!SkipTerm(r, depth + 1)) return false;
+    }
+    return true;
+  };
+  size_t n = 0;
+  switch (t) {
+    case kSmallInteger: return skip(1);
+    case 98: return skip(4);          // INTEGER_EXT
+    case 70: return skip(8);          // NEW_FLOAT_EXT
+    case 99: return skip(31);         // FLOAT_EXT
+    case kAtom:
+    case kAtomUtf8: return u16(&n) && skip(n);
+    case kSmallAtom:
+    case kSmallAtomUtf8: return r.Has(1) && skip(1 + r.p[r.i]);
+    case kNewPid: r.i--; return r.SkipPid();
+    case kPid: r.i--; return r.SkipPid();
+    case 89: return r.SkipAtom() && skip(8);   // NEW_PORT_EXT
+    case 102: return r.SkipAtom() && skip(5);  // PORT_EXT
+    case 120: return r.SkipAtom() && skip(12); // V4_PORT_EXT
+    case kNewerReference: return u16(&n) && n <= 5 && r.SkipAtom() && skip(4 + 4 * n);
+    case 114: return u16(&n) && n <= 5 && r.SkipAtom() && skip(1 + 4 * n);  // NEW_REFERENCE_EXT
+    case 101: return r.SkipAtom() && skip(5);                                 // REFERENCE_EXT
+    case kSmallTuple: return r.Has(1) && elements(r.p[r.i++]);
+    case 105: return u32(&n) && elements(n);                                  // LARGE_TUPLE_EXT
+    case 106: return true;                                                    // NIL_EXT
+    case 107: return u16(&n) && skip(n);                                      // STRING_EXT
+    case 108: return u32(&n) && elements(n) && SkipTerm(r, depth + 1);       // LIST_EXT, then the tail
+    case 109: return u32(&n) && skip(n);                                      // BINARY_EXT
+    case 77: return u32(&n) && skip(1 + n);                                   // BIT_BINARY_EXT
+    case 110: return r.Has(1) && skip(2 + r.p[r.i]);                          // SMALL_BIG_EXT
+    case 111: return u32(&n) && skip(1 + n);                                  // LARGE_BIG_EXT
+    case 116: return u32(&n) && n <= (r.n - r.i) / 2 && elements(2 * n);    // MAP_EXT
+    case 113: return elements(3);                                             // EXPORT_EXT
+    case 112: return u32(&n) && n >= 4 && skip(n - 4);                        // NEW_FUN_EXT (size counts itself)
+    default: return false;
+  }
+}
+
+// Where the control message of a packet ends (`pkt` starts after the 4-byte length, at the
+// pass-through byte); 0 when it is not a well-formed pass-through packet.
+inline size_t ControlEnd(const unsigned char* pkt, size_t len) {
+  Reader r{pkt, len};
+  uint8_t pass, version;
+  if (!r.U8(&pass) || pass != kPassThrough || !r.U8(&version) || version != kVersion) return 0;
+  Reader t{pkt, len, r.i};
+  if (!r.Has(1) || r.p[r.i] != kSmallTuple) return 0;
+  return SkipTerm(t) ? t.i : 0;
+}
+
 // A message {Tag, Reply} where Tag is one of our call references: *id is the call, *at where
 // Reply starts.
 inline bool MatchReply(const unsigned char* p, size_t n, const Identity& me, uint64_t* id, size_t* at) {

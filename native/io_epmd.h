@@ -102,7 +102,7 @@ inline Status LookupPort(IoEnv* env, const in_addr& addr, int epmdPort, const st
   socklen_t sl = sizeof soErr;
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &soErr, &sl);
   if (soErr != 0) {
-    *error = soErr == ECONNREFUSED ? where + " refused the connection: no Erlang node runs there"
+    *error = soErr == ECONNREFUSED ? where + " refused the connection (is Erlang running on that host?)"
                                    : "cannot reach " + where + ": " + strerror(soErr);
     return Status::kFailed;
   }

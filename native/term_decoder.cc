@@ -36,6 +36,10 @@ namespace {
 // V8 refuses strings longer than this; binaries that long stay Buffers.
 constexpr size_t kMaxStringLength = (size_t{1} << 29) - 24;
 
+// Working storage kept between decodes, at most (16 MiB each).
+constexpr size_t kKeepTapeDoubles = size_t{2} << 20;
+constexpr size_t kKeepTextBytes = size_t{16} << 20;
+
 // V8's largest BigInt has 2^30 bits.
 constexpr size_t kMaxBigIntBytes = size_t{1} << 27;
 
@@ -963,9 +967,10 @@ struct StateLease {
     if (held) {
       data.decodeBusy = false;
       DecoderState& s = *data.decoderState;
-      // Do not keep huge buffers around after one huge term.
-      if (s.ops.capacity() > (size_t{1} << 20)) std::vector<double>().swap(s.ops);
-      if (s.text.capacity() > (size_t{8} << 20)) std::string().swap(s.text);
+      // Keep what a large term needed (reallocating costs page faults every time), but not what
+      // one huge term needed.
+      if (s.ops.capacity() > kKeepTapeDoubles) std::vector<double>().swap(s.ops);
+      if (s.text.capacity() > kKeepTextBytes) std::string().swap(s.text);
       if (s.frames.capacity() > 4096) std::vector<Frame>().swap(s.frames);
       if (s.rawKeys.capacity() > 4096) std::vector<RawKey>().swap(s.rawKeys);
     }
@@ -1011,7 +1016,7 @@ napi_value DecodeToValue(AddonData& data, napi_env env, const uint8_t* bytes, si
     void* raw;
     ERLPEB_NAPI(env, napi_create_arraybuffer(env, capacity * sizeof(double), &raw, &buffer));
     ERLPEB_NAPI(env, napi_create_typedarray(env, napi_float64_array, capacity, buffer, 0, &tape));
-    if (lease.held) data.decodeTape = Napi::Persistent(Napi::Object(env, tape));
+    if (lease.held && capacity <= kKeepTapeDoubles) data.decodeTape = Napi::Persistent(Napi::Object(env, tape));
   }
   void* tapeData = nullptr;
   ERLPEB_NAPI(env, napi_get_typedarray_info(env, tape, nullptr, nullptr, &tapeData, nullptr, nullptr));

@@ -34,6 +34,8 @@ const enum Op {
 
 /** Deepest nesting the JS walk follows (it recurses); deeper values go to the addon, which does not. */
 const FAST_DEPTH = 200;
+/** A tape larger than this (in numbers; 16 MiB) is not kept for the next call. */
+const MAX_KEPT_TAPE = 2 * 1024 * 1024;
 /** Outputs up to this size are copied out of `scratch` into a pooled Buffer. */
 const SCRATCH_SIZE = 64 * 1024;
 
@@ -160,6 +162,7 @@ function encodeFast(b: NativeBinding, term: unknown, compressLevel: number, maxD
     return out;
   } finally {
     strings.length = 0; // let go of the strings
+    if (tape.length > MAX_KEPT_TAPE) tape = new Float64Array(4096); // nor keep a huge tape
   }
 }
 

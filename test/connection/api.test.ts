@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../lib/connection';
 import { ClosedError, ConfigError, ConnectionError, DecodeError, EncodeError, RemoteError, TimeoutError } from '../../lib/errors';
-import { Atom, atom, Pid, Tuple, tuple } from '../../lib/terms';
+import { Atom, atom, Pid, Ref, Tuple, tuple } from '../../lib/terms';
 import { startNode, type ErlangNode } from '../support/erlang-node';
 import { BENCH_ECHO, CONN_TEST, compileErlang, type CompiledModules } from '../support/erlang-modules';
 
@@ -183,6 +183,15 @@ describe('send, self and receive', () => {
     }
   });
 
+  it('takes links, unlinks, monitors and exit signals aimed at its pid in its stride', async () => {
+    expect(await conn.rpc('erlang', 'link', [conn.self])).toBe(true);
+    expect(await conn.rpc('erlang', 'unlink', [conn.self])).toBe(true);
+    expect(await conn.rpc('erlang', 'link', [conn.self])).toBe(true); // the rpc process ends: an exit signal
+    expect(await conn.rpc('erlang', 'monitor', [atom('process'), conn.self])).toBeInstanceOf(Ref);
+    expect(await conn.rpc('erlang', 'exit', [conn.self, atom('kill')])).toBe(true);
+    expect(await conn.call('erl_peb_bench_echo', 'still here')).toEqual(Buffer.from('still here'));
+  });
+
   it('times out and aborts a receive()', async () => {
     await expect(conn.receive({ timeout: 50 })).rejects.toBeInstanceOf(TimeoutError);
     const ac = new AbortController();
@@ -231,6 +240,9 @@ describe('timeouts, aborts and bad input', () => {
     expect((e as EncodeError).path).toContain('when');
     await expect(conn.rpc('erlang', 'node', [], { timeout: -1 })).rejects.toBeInstanceOf(ConfigError);
     await expect(conn.rpc('erlang', 'node', [], { signal: 'no' as never })).rejects.toBeInstanceOf(ConfigError);
+    // A pid of another node (here: this connection's own) is not reachable through this one.
+    await expect(conn.call(conn.self, 1)).rejects.toThrow(/not on the connected node/);
+    expect(() => conn.send(conn.self, 1)).toThrow(EncodeError);
     expect(() => conn.send(7 as never, 1)).toThrow(EncodeError);
     expect(() => conn.send('erl_peb_mirror', (() => 1) as never)).toThrow(EncodeError);
     // Nothing of that reached the node or hurt the connection.
@@ -272,6 +284,20 @@ describe('decode options and limits', () => {
     try {
       await expect(c.rpc('erl_peb_conn_test', 'deep', [50])).rejects.toBeInstanceOf(DecodeError);
       expect(await c.rpc('erl_peb_conn_test', 'deep', [3])).toEqual([[[[]]]]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("emits 'error' for a message that does not decode, and goes on", async () => {
+    const c = await connect({ node: node.name, cookie: node.cookie, config: false, decode: { maxDepth: 10 } });
+    try {
+      const failed = new Promise<unknown>((resolve) => c.once('error', resolve));
+      const deep = await conn.rpc('erl_peb_conn_test', 'deep', [50]);
+      await c.rpc('erlang', 'send', [c.self, deep, []]); // send/3 answers ok, not the message
+      expect(await failed).toBeInstanceOf(DecodeError);
+      await c.rpc('erlang', 'send', [c.self, atom('fine')]);
+      expect(await c.receive()).toBe(atom('fine'));
     } finally {
       c.close();
     }

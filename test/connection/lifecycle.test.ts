@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNode, type ErlangNode } from '../support/erlang-node';
+
+const CHILD = join(__dirname, 'fixtures', 'lifecycle-child.ts');
+
+let node: ErlangNode;
+
+beforeAll(async () => {
+  node = await startNode();
+});
+
+afterAll(() => node?.stop());
+
+interface Ended {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the fixture in a child process (with tsx) and resolves when that process has ended by itself. */
+function runChild(mode: string, nodeArgs: string[] = []): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, mode], {
+      cwd: join(__dirname, '..', '..'),
+      env: { ...process.env, ERL_PEB_NODE: node.name, ERL_PEB_COOKIE: node.cookie },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+describe('connection lifetime', () => {
+  it('does not keep a process alive once nothing waits on it', async () => {
+    const r = await runChild('idle');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`called ${node.name}`);
+    expect(r).toMatchObject({ code: 0, signal: null });
+  });
+
+  it('lets process.exit end a process with open connections and calls in flight', async () => {
+    const r = await runChild('exit');
+    expect(r.stdout).toContain('exiting');
+    expect(r).toMatchObject({ code: 0, signal: null });
+  });
+
+  it('closes a connection the garbage collector takes, and keeps one that something waits on', async () => {
+    const r = await runChild('gc', ['--expose-gc']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('collected');
+    expect(r.stdout).toContain('received still here');
+    expect(r).toMatchObject({ code: 0, signal: null });
+  });
+
+  it('cleans up after a worker thread that ends or is terminated with a connection open', async () => {
+    const r = await runChild('worker');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`worker said ${node.name}`);
+    expect(r.stdout).toContain('worker exited 0');
+    expect(r.stdout).toContain('worker terminated');
+    expect(r.stdout).toContain(`main called ${node.name}`);
+    expect(r).toMatchObject({ code: 0, signal: null });
+  });
+});
