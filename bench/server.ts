@@ -10,7 +10,8 @@
  * - memory per stored session, for a 1 KB payload (a session map, and a 1 KB binary);
  * - the periodic sweep over 1,000,000 expired sessions, and the latency of reads of live
  *   sessions from other processes while it runs and while nothing runs; for ETS, whose server
- *   deletes each batch itself, also with sweep_batch 100 (the shipped batch is 1000).
+ *   deletes each batch itself, also with sweep_batch 1000 (the shipped batch is 100), to show
+ *   why the batch is small.
  *
  * About three minutes on a 2-core machine, most of it the Mnesia sweeps.
  */
@@ -41,8 +42,8 @@ interface Backend {
 }
 
 const BACKENDS: Backend[] = [
-  // With ETS the server itself deletes each batch: a smaller batch is shown for the reads' sake.
-  { label: 'ETS', options: '#{backend => ets}', memorySessions: 10_000, otherBatches: [100] },
+  // With ETS the server itself deletes each batch: a larger batch is shown, for what it does to reads.
+  { label: 'ETS', options: '#{backend => ets}', memorySessions: 10_000, otherBatches: [1000] },
   { label: 'Mnesia ram_copies', options: '#{backend => mnesia, copies => ram_copies, data_dir => "DIR"}', memorySessions: 10_000 },
   { label: 'Mnesia disc_copies', options: '#{backend => mnesia, copies => disc_copies, data_dir => "DIR"}', memorySessions: 3_000 },
 ];
@@ -215,7 +216,7 @@ async function main(): Promise<void> {
   );
   report(
     `The periodic sweep over ${EXPIRED.toLocaleString('en')} expired sessions (shipped configuration, and ETS with a ` +
-      'smaller sweep_batch; "expiry → all removed" includes the wait for the next pass)',
+      'other sweep_batch; "expiry → all removed" includes the wait for the next pass)',
     sweepRows,
     env,
   );

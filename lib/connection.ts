@@ -8,7 +8,10 @@
  * - `call` is gen_server:call: `{'$gen_call', {Self, Ref}, Request}` to a registered name or a pid.
  *   The target is monitored (one monitor per target, kept while the target lives), so a name that
  *   is not registered or a process that dies rejects the call with a RemoteError of kind 'exit'
- *   (reason `noproc`, or the exit reason) instead of a timeout.
+ *   (reason `noproc`, or the exit reason) instead of a timeout. A name unregistered while its
+ *   process lives is not noticed: calls to it time out.
+ * - Calls and messages reach the connected node's processes only: a pid of another node (or the
+ *   connection's own) is refused with an EncodeError, since the node would drop the message.
  * - `rpc` is a gen_server call to `rex`: `{call, M, F, A, user}`. An exception in the function
  *   comes back as `{badrpc, {'EXIT', ...}}` and rejects with a RemoteError: kind 'error' (reason
  *   the error reason, for `{'EXIT', {Reason, Stacktrace}}`), 'exit' (any other `{'EXIT', R}`), or
@@ -17,11 +20,15 @@
  *   on the node, and its late reply is dropped.
  * - Messages to `conn.self`: the oldest pending `receive()` takes each one; when none waits, the
  *   'message' listeners get it; when there are none, it waits in a mailbox (at most 10,000, the
- *   oldest dropped first) for the next `receive()`.
+ *   oldest dropped first) for the next `receive()`. A message that does not decode is an 'error'
+ *   event (dropped when nothing listens for 'error'). Links, monitors and exit signals aimed at
+ *   `conn.self` are ignored: this node has no processes to link or stop.
  * - Connection loss rejects every pending call with ConnectionError at once and emits
  *   'disconnect'. With `reconnect`, the connection reconnects with exponential backoff, trying
- *   the next of `nodes` each time, emits 'connect', and serves calls made meanwhile (they wait,
- *   within their own timeout). Without it, later calls reject with ConnectionError.
+ *   the next of `nodes` each time, emits 'connect', and serves calls and sends made meanwhile
+ *   (they wait, within their own timeout). After `maxAttempts` failed attempts it gives up:
+ *   waiting calls reject and 'error' is emitted. Without `reconnect`, later calls reject with
+ *   ConnectionError. `self` stays the same across reconnections.
  * - An idle connection does not keep the process alive; pending calls, waiting `receive()`s and
  *   'message' listeners do.
  */
@@ -69,7 +76,8 @@ interface NativeConnection {
   close(): void;
   self(): [string, number, number, number];
 }
-type NativeConnectionClass = new (options: object, onEvents: (batch: unknown[]) => void) => NativeConnection;
+type OnEvents = (meta: Float64Array, n: number, values: unknown[]) => void;
+type NativeConnectionClass = new (options: object, onEvents: OnEvents) => NativeConnection;
 
 // Event kinds of native/connection.h.
 const EV_REPLY = 0;
@@ -343,7 +351,7 @@ export class Connection extends EventEmitter {
   private reconnectAttempts = 0;
   private lostError: ConnectionError | undefined;
   // Held here, and only weakly by the native object, so an unreferenced connection can be collected.
-  private readonly onEventsFn = (batch: unknown[]): void => this.onEvents(batch);
+  private readonly onEventsFn: OnEvents = (meta, n, values) => this.onEvents(meta, n, values);
   private readonly deadlines = new Deadlines((p) => this.onTimeout(p));
   private readonly uncorkFn = (): void => {
     if (this.currentState !== 'closed') this.native.uncork();
@@ -674,29 +682,31 @@ export class Connection extends EventEmitter {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Events from the I/O thread: [kind, id, value] triples.
+  // Events from the I/O thread: event i has kind meta[2i], id meta[2i + 1] and term values[i].
+  // meta is reused by the next batch: read it here, synchronously.
 
-  private onEvents(batch: unknown[]): void {
+  private onEvents(meta: Float64Array, n: number, values: unknown[]): void {
     let thrown = false;
     let error: unknown;
     // With more than one event, the native side holds calls made from here on until uncork().
     // Queued now (so that a throw cannot skip it), that microtask queues uncork() in turn: behind
     // the reactions of the promises this batch settles, so the calls their continuations make
     // go out in one write.
-    if (batch.length > 3) queueMicrotask(this.uncorkLaterFn);
-    for (let i = 0; i < batch.length; i += 3) {
-      const kind = batch[i] as number;
-      const value = batch[i + 2];
+    if (n > 1) queueMicrotask(this.uncorkLaterFn);
+    for (let i = 0; i < n; i++) {
+      const kind = meta[2 * i]!;
+      const id = meta[2 * i + 1]!;
+      const value = values[i];
       try {
         switch (kind & ~DECODE_FAILED) {
           case EV_REPLY:
-            this.onReply(batch[i + 1] as number, value, (kind & DECODE_FAILED) !== 0);
+            this.onReply(id, value, (kind & DECODE_FAILED) !== 0);
             break;
           case EV_MESSAGE:
             this.onMessage(value, (kind & DECODE_FAILED) !== 0);
             break;
           case EV_DOWN:
-            this.onDown(batch[i + 1] as number, value);
+            this.onDown(id, value);
             break;
           case EV_CONNECTED:
             this.onConnected();

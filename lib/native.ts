@@ -31,7 +31,14 @@ import {
 export interface NativeBinding {
   termToBinary(value: unknown, compressLevel: number, maxDepth: number): Buffer;
   binaryToTerm(bytes: Uint8Array, flags: number, maxDepth: number, maxUncompressedSize: number): Term;
-  tapeToBinary(tape: Float64Array, length: number, text: string, compressLevel: number, scratch: Uint8Array): number | Buffer;
+  tapeToBinary(
+    tape: Float64Array,
+    length: number,
+    text: string,
+    byteArrays: Uint8Array[],
+    compressLevel: number,
+    scratch: Uint8Array,
+  ): number | Buffer;
   [name: string]: unknown;
 }
 

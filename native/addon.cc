@@ -6,7 +6,7 @@
 //   setup(classes)                    the JS classes and helpers the native code uses (once, from lib/native.ts)
 //   termToBinary(value, compressLevel, maxDepth) -> Buffer
 //   binaryToTerm(bytes, flags, maxDepth, maxUncompressedSize) -> term
-//   tapeToBinary(tape, length, text, compressLevel, scratch)  the fast path of termToBinary (see below)
+//   tapeToBinary(tape, length, text, byteArrays, compressLevel, scratch)  termToBinary's fast path (below)
 // Options arrive already validated and resolved to numbers by lib/codec/options.ts.
 #include <napi.h>
 
@@ -18,6 +18,7 @@
 #include "addon_data.h"
 #include "etf.h"
 #include "term_codec.h"
+#include "connection.h"
 
 namespace erlpeb {
 namespace {
@@ -165,17 +166,18 @@ napi_value BinaryToTermBinding(napi_env env, napi_callback_info info) {
   });
 }
 
-// tapeToBinary(tape, length, text, compressLevel, scratch): the bytes of what the JS walk in
-// lib/codec/native.ts put on an encode tape. Returns the byte count when they were written into
-// `scratch` (a Uint8Array: JS makes a small Buffer faster than Node-API can), a Buffer when they did
-// not fit, or -1 when the tape holds a value the full encoder (termToBinary) must take.
+// tapeToBinary(tape, length, text, byteArrays, compressLevel, scratch): the bytes of what the JS
+// walk in lib/codec/native.ts put on an encode tape (byteArrays: the Buffers it met). Returns the
+// byte count when they were written into `scratch` (a Uint8Array: JS makes a small Buffer faster
+// than Node-API can), a Buffer when they did not fit, or -1 when the tape holds a value the full
+// encoder (termToBinary) must take.
 napi_value TapeToBinaryBinding(napi_env env, napi_callback_info info) {
   return Guard(env, [&]() -> napi_value {
-    size_t argc = 5;
-    napi_value argv[5];
+    size_t argc = 6;
+    napi_value argv[6];
     ERLPEB_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
     AddonData& data = ReadyData(env);
-    if (argc < 5) throw Napi::TypeError::New(env, "tapeToBinary(tape, length, text, compressLevel, scratch)");
+    if (argc < 6) throw Napi::TypeError::New(env, "tapeToBinary(tape, length, text, byteArrays, compressLevel, scratch)");
     napi_typedarray_type type;
     size_t tapeLength = 0;
     void* tape = nullptr;
@@ -183,7 +185,7 @@ napi_value TapeToBinaryBinding(napi_env env, napi_callback_info info) {
     uint32_t n = 0;
     int32_t level = -1;
     ERLPEB_NAPI(env, napi_get_value_uint32(env, argv[1], &n));
-    ERLPEB_NAPI(env, napi_get_value_int32(env, argv[3], &level));
+    ERLPEB_NAPI(env, napi_get_value_int32(env, argv[4], &level));
     if (type != napi_float64_array || n > tapeLength) throw Napi::TypeError::New(env, "tapeToBinary: bad tape");
     size_t units = 0;
     ERLPEB_NAPI(env, napi_get_value_string_utf16(env, argv[2], nullptr, 0, &units));
@@ -196,14 +198,28 @@ napi_value TapeToBinaryBinding(napi_env env, napi_callback_info info) {
     std::string& buf = lease.held ? data.encodeBuffer : own;
     size_t pos = 0;
     napi_value result;
-    if (!EncodeTapeInto(static_cast<const double*>(tape), n, text.data(), units, buf, &pos, level)) {
+    napi_value byteArrays = argv[3];
+    auto bytesAt = [&](uint32_t index, const uint8_t** bytes, size_t* length) {
+      napi_value v;
+      bool isTyped = false;
+      ERLPEB_NAPI(env, napi_get_element(env, byteArrays, index, &v));
+      ERLPEB_NAPI(env, napi_is_typedarray(env, v, &isTyped));
+      if (!isTyped) return false;
+      napi_typedarray_type t;
+      void* raw = nullptr;
+      ERLPEB_NAPI(env, napi_get_typedarray_info(env, v, &t, length, &raw, nullptr, nullptr));
+      static const uint8_t kNone[1] = {0};
+      *bytes = raw != nullptr ? static_cast<const uint8_t*>(raw) : kNone;
+      return t == napi_uint8_array;
+    };
+    if (!EncodeTapeInto(static_cast<const double*>(tape), n, text.data(), units, bytesAt, buf, &pos, level)) {
       ERLPEB_NAPI(env, napi_create_int32(env, -1, &result));
       return result;
     }
     napi_typedarray_type scratchType;
     size_t scratchLength = 0;
     void* scratch = nullptr;
-    ERLPEB_NAPI(env, napi_get_typedarray_info(env, argv[4], &scratchType, &scratchLength, &scratch, nullptr, nullptr));
+    ERLPEB_NAPI(env, napi_get_typedarray_info(env, argv[5], &scratchType, &scratchLength, &scratch, nullptr, nullptr));
     if (scratchType == napi_uint8_array && pos <= scratchLength && scratch != nullptr) {
       std::memcpy(scratch, buf.data(), pos);
       ERLPEB_NAPI(env, napi_create_double(env, static_cast<double>(pos), &result));
@@ -230,7 +246,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "tapeToBinary", TapeToBinaryBinding);
 
   // Other native parts register their exports here, each from its own file, e.g. the Erlang
-  // connection (connection.cc): RegisterConnection(env, exports);
+  // connection (connection.cc):
+  RegisterConnection(env, exports);
 
   return exports;
 }

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -134,7 +135,7 @@ int Core::FlushLocked() {
 void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId) {
   bool notify = false;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(outMu);
     size_t written = 0;
     if (!corked && sendFd >= 0 && QueueEmptyLocked()) {
       int error;
@@ -157,7 +158,7 @@ void Core::Uncork() {
   corked = false;
   bool notify = false;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(outMu);
     if (FlushLocked() == 0) return;
     if (!wakePending) {
       wakePending = true;
@@ -168,7 +169,7 @@ void Core::Uncork() {
 }
 
 bool Core::Cancel(uint64_t callId) {
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(outMu);
   for (size_t i = 0; i < outCalls.size(); ++i) {
     if (outCalls[i].id != callId) continue;
     size_t n = outCalls[i].end - outCalls[i].begin;
@@ -185,13 +186,13 @@ bool Core::Cancel(uint64_t callId) {
 }
 
 void Core::DiscardQueued() {
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(outMu);
   ClearQueueLocked();
 }
 
 void Core::RequestConnect(const std::string& node, unsigned timeoutMs) {
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(outMu);
     connectRequested = true;
     connectNode = node;
     connectTimeout = timeoutMs;
@@ -207,7 +208,7 @@ void Core::Shutdown() {
   if (thread.joinable()) thread.join();
   bool release;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(inMu);
     release = tsfnUsable;
     tsfnUsable = false;
   }
@@ -227,7 +228,7 @@ void DrainEvents(Napi::Env env, Napi::Function, CoreRef* ref, void*) {
 
 void Core::Drain(Napi::Env env) {
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(inMu);
     std::swap(inbound, draining);
     drainPending = false;
   }
@@ -238,7 +239,11 @@ void Core::Drain(Napi::Env env) {
   Napi::HandleScope scope(env);
   AddonData& data = AddonData::Of(env);
   const size_t n = draining.events.size();
-  Napi::Array batch = Napi::Array::New(env, n * 3);
+  // Kinds and ids go in a Float64Array the wrapper keeps (no JS value per number), the terms in
+  // an array: onEvents(meta, n, values).
+  Napi::Float64Array meta = wrapper->Meta(env, 2 * n);
+  double* m = meta.Data();
+  Napi::Array values = Napi::Array::New(env, n);
   for (size_t i = 0; i < n; ++i) {
     const Event& e = draining.events[i];
     uint32_t kind = static_cast<uint32_t>(e.kind);
@@ -271,9 +276,9 @@ void Core::Drain(Napi::Env env) {
         value = Napi::String::New(env, reinterpret_cast<const char*>(bytes), len);
         break;
     }
-    batch.Set(static_cast<uint32_t>(3 * i), Napi::Number::New(env, kind));
-    batch.Set(static_cast<uint32_t>(3 * i + 1), Napi::Number::New(env, static_cast<double>(e.id)));
-    batch.Set(static_cast<uint32_t>(3 * i + 2), value);
+    m[2 * i] = kind;
+    m[2 * i + 1] = static_cast<double>(e.id);
+    values.Set(static_cast<uint32_t>(i), value);
   }
   draining.Clear();
   ShrinkIfHuge(draining.bytes);
@@ -283,7 +288,8 @@ void Core::Drain(Napi::Env env) {
   // which the JS side queues as a microtask after the promises it settled (and so after their
   // continuations). A single reply usually leads to a single call: that one is written at once.
   corked = n > 1;
-  cb.Call({batch});  // a throw becomes an uncaught exception, as from any event listener
+  // A throw becomes an uncaught exception, as from any event listener.
+  cb.Call({meta, Napi::Number::New(env, static_cast<double>(n)), values});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,7 +301,7 @@ void Core::Run() {
     unsigned timeoutMs = 0;
     bool doConnect = false;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      std::lock_guard<std::mutex> lock(outMu);
       if (connectRequested) {
         connectRequested = false;
         doConnect = true;
@@ -314,7 +320,7 @@ void Core::Run() {
     if (s != nullptr) {
       int err;
       {
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::mutex> lock(outMu);
         wakePending = false;
         // What ei wrote (answers to ticks) joins the queue behind whole packets.
         if (!s->out.empty()) {
@@ -338,6 +344,8 @@ void Core::Run() {
       p[1].fd = s->fd;
       p[1].events = static_cast<short>(POLLIN | (wantWrite ? POLLOUT : 0));
     }
+    // No timeout: the node ticks this connection when it has heard nothing from it (even while
+    // it sends), and ei answers each tick, so the connection never needs to tick on its own.
     int r = poll(p, s != nullptr ? 2 : 1, -1);
     if (r < 0) continue;  // EINTR
     if (p[0].revents != 0) wake.Drain();
@@ -430,7 +438,7 @@ void Core::DoConnect(const std::string& node, unsigned timeoutMs) {
   s->corked = true;
   fd = newFd;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    std::lock_guard<std::mutex> lock(outMu);
     sendFd = newFd;
   }
   AddEvent(EventKind::kConnected, 0, nullptr, 0, 0);
@@ -523,7 +531,7 @@ bool Core::ParsePackets(SockCtx* s) {
 void Core::CloseSocket() {
   if (fd >= 0) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      std::lock_guard<std::mutex> lock(outMu);
       sendFd = -1;
       // A packet the socket took only part of cannot be finished on another connection.
       ClearQueueLocked();
@@ -548,7 +556,7 @@ void Core::AddText(EventKind kind, const std::string& text) { AddEvent(kind, 0, 
 
 void Core::Publish() {
   if (local.events.empty()) return;
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(inMu);
   if (inbound.events.empty()) {
     std::swap(inbound, local);
   } else {
@@ -647,7 +655,7 @@ Connection::Connection(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Connec
       env, "erl-peb connection", 0, 1, ref.get(),
       [](Napi::Env, void*, CoreRef* r) {
         {
-          std::lock_guard<std::mutex> lock(r->core->mu);
+          std::lock_guard<std::mutex> lock(r->core->inMu);
           r->core->tsfnUsable = false;
         }
         delete r;
@@ -673,6 +681,13 @@ Connection::~Connection() {
     napi_remove_env_cleanup_hook(core_->env, Core::CleanupHook, core_.get());
     core_->hookActive = false;
   }
+}
+
+Napi::Float64Array Connection::Meta(Napi::Env env, size_t length) {
+  if (meta_.IsEmpty() || meta_.Value().ElementLength() < length) {
+    meta_ = Napi::Persistent(Napi::Float64Array::New(env, std::max<size_t>(length, 256)));
+  }
+  return meta_.Value();
 }
 
 void Connection::CheckOpen(Napi::Env env) {

@@ -96,13 +96,13 @@ struct Core {
   std::atomic<bool> stop{false};
   std::thread thread;
 
-  std::mutex mu;  // guards everything down to "I/O thread only"
-  // Writes. `out` is the one queue of bytes to the socket: its head is what goes out next (it may
-  // be the rest of a packet the socket took only part of). The main thread writes a call's
-  // packet to the socket itself (non-blocking) when `out` is empty, which saves waking the I/O
-  // thread for every request; what the socket does not take at once is queued, and the I/O
-  // thread writes the queue when the socket has room. Every write happens under `mu`, so packets
-  // never interleave.
+  // Writes, and requests to the I/O thread, under outMu. `out` is the one queue of bytes to the
+  // socket: its head is what goes out next (it may be the rest of a packet the socket took only
+  // part of). The main thread writes a call's packet to the socket itself (non-blocking) when
+  // `out` is empty, which saves waking the I/O thread for every request; what the socket does
+  // not take at once is queued, and the I/O thread writes the queue when the socket has room.
+  // Every write happens under outMu, so packets never interleave.
+  std::mutex outMu;
   int sendFd = -1;                   // the socket while connected, else -1
   std::string out;                   // bytes to write, in order, from outHead on
   size_t outHead = 0;                // bytes of `out` already written (dropped in bulk, not one write at a time)
@@ -111,6 +111,9 @@ struct Core {
   bool connectRequested = false;
   std::string connectNode;
   unsigned connectTimeout = 0;
+  // What the I/O thread hands over, under inMu (apart from outMu, so that reading never waits for
+  // a write the main thread is making).
+  std::mutex inMu;
   Batch inbound;
   bool drainPending = false;
   bool tsfnUsable = true;  // false once the thread-safe function is released or finalized
@@ -165,7 +168,8 @@ class Connection : public Napi::ObjectWrap<Connection> {
   explicit Connection(const Napi::CallbackInfo& info);
   ~Connection() override;
 
-  Napi::FunctionReference onEvents;  // weak: the JS side keeps it alive, never this object
+  Napi::FunctionReference onEvents;  // weak while nothing waits: see Ref()
+  Napi::Float64Array Meta(Napi::Env env, size_t length);  // kinds and ids of a drain, reused
 
  private:
   Napi::Value Connect(const Napi::CallbackInfo& info);
@@ -186,6 +190,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   bool EncodeTarget(Napi::Env env, Napi::Value target, std::string& out);
 
   std::shared_ptr<Core> core_;
+  Napi::Reference<Napi::Float64Array> meta_;
   std::string scratch_;  // packets being built
   std::string target_;
   bool refed_ = false;

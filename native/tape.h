@@ -55,6 +55,7 @@ constexpr int kMap = 8;    // pairs: pairs x (kString key, value) follow
 constexpr int kAtom = 9;   // length: the atom's name, from the text
 constexpr int kTuple = 10; // n: n values follow
 constexpr int kFloat = 11; // value: a Float's value (always NEW_FLOAT_EXT)
+constexpr int kBytes = 12; // index: the Buffer/Uint8Array at that index of the tape's byte arrays -> BINARY_EXT
 }  // namespace eop
 
 }  // namespace erlpeb

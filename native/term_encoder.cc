@@ -597,7 +597,7 @@ class Encoder : Writer {
     bool isTyped = false;
     ERLPEB_NAPI(env_, napi_is_typedarray(env_, v, &isTyped));
     if (isTyped) {
-      WriteBytesBinary(v, nullptr);
+      WriteBytesBinary(v);
       return;
     }
     int32_t k = KindOf(proto);
@@ -717,8 +717,8 @@ class Encoder : Writer {
     return true;
   }
 
-  // A Buffer/Uint8Array as BINARY_EXT (label: what to call it in an error, or null for the value itself).
-  void WriteBytesBinary(napi_value v, const char* label) {
+  // A typed array as BINARY_EXT: a Buffer or Uint8Array; any other kind is an EncodeError.
+  void WriteBytesBinary(napi_value v) {
     const uint8_t* data = nullptr;
     size_t length = 0;
     napi_typedarray_type type = napi_uint8_array;
@@ -940,7 +940,7 @@ class Encoder : Writer {
       pos_ += 3 + cps.size();
       return;
     }
-    CheckDepth();
+    // A charlist is a leaf for the nesting bound, whichever form it takes (as in the pure codec).
     WriteHeader32(tag::kList, static_cast<uint32_t>(cps.size()));
     for (uint32_t c : cps) WriteInteger(false, c);
     Put8(tag::kNil);
@@ -964,7 +964,7 @@ class TapeEncoder : Writer {
   using Writer::pos;
 
   // False when the tape holds a value this path leaves to the full encoder (which reports it).
-  bool Run(const double* t, size_t n, const char16_t* text, size_t textLen) {
+  bool Run(const double* t, size_t n, const char16_t* text, size_t textLen, const TapeBytes& bytesAt) {
     t_ = t;
     n_ = n;
     size_t ti = 0;
@@ -1031,6 +1031,14 @@ class TapeEncoder : Writer {
           double d = Next();
           if (!std::isfinite(d)) return false;
           WriteFloat(d);
+          break;
+        }
+        case eop::kBytes: {
+          const uint8_t* data = nullptr;
+          size_t length = 0;
+          if (!bytesAt(static_cast<uint32_t>(Count()), &data, &length) || length > 0xFFFFFFFFull) return false;
+          WriteHeader32(tag::kBinary, static_cast<uint32_t>(length));
+          PutBytes(data, length);
           break;
         }
         default:
@@ -1104,13 +1112,13 @@ void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::stri
   CompressTerm(buf, start, pos, settings.compressLevel);
 }
 
-bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t textLen, std::string& buf,
-                    size_t* pos, int compressLevel) {
+bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t textLen, const TapeBytes& bytesAt,
+                    std::string& buf, size_t* pos, int compressLevel) {
   size_t start = *pos;
   if (buf.size() < start + 256) buf.resize(start + 256);
   buf[start] = static_cast<char>(tag::kVersion);
   TapeEncoder encoder(buf, start + 1);
-  if (!encoder.Run(tape, n, text, textLen)) return false;
+  if (!encoder.Run(tape, n, text, textLen, bytesAt)) return false;
   *pos = encoder.pos();
   CompressTerm(buf, start, pos, compressLevel);
   return true;

@@ -38,7 +38,7 @@ default(table) -> erl_peb_sessions;
 default(lock_table) -> erl_peb_session_locks;
 default(default_ttl) -> 86400000;
 default(sweep_interval) -> 5000;
-default(sweep_batch) -> 1000;
+default(sweep_batch) -> 100;  % small steps: the server answers calls between them
 default(max_page) -> 10000;
 %% undefined: keep the Mnesia table's own setting (false when this node creates the table).
 default(majority) -> undefined;

@@ -4,8 +4,8 @@
  *
  * Encoding has a fast path. Reading a JS value through Node-API costs 100-200 ns per property,
  * while JS reads one in a few ns, so for JSON-like values (plain objects, arrays, strings, numbers,
- * booleans, null/undefined, and Atom, Tuple and Float) a JS walk puts the value's shape on a tape of
- * numbers and its strings in one joined string, and the addon writes all the bytes from those in a
+ * booleans, null/undefined, Buffers and Uint8Arrays, and Atom, Tuple and Float) a JS walk puts the value's shape on a tape of
+ * numbers, its strings in one joined string and its Buffers in an array, and the addon writes all the bytes from those in a
  * single call. Any other value (or nesting past FAST_DEPTH) goes to the addon's full encoder, which
  * handles every term and reports every EncodeError with its path. A getter met by the walk before
  * it gives up is therefore read twice.
@@ -30,6 +30,7 @@ const enum Op {
   Atom = 9,
   Tuple = 10,
   Float = 11,
+  Bytes = 12,
 }
 
 /** Deepest nesting the JS walk follows (it recurses); deeper values go to the addon, which does not. */
@@ -49,6 +50,8 @@ let tape = new Float64Array(4096);
 let tn = 0;
 const strings: string[] = [];
 let sn = 0;
+const byteArrays: Uint8Array[] = [];
+let bn = 0;
 let scratch: Uint8Array | undefined;
 let walking = false;
 
@@ -113,6 +116,13 @@ function walk(v: unknown, depth: number): boolean {
         }
         return true;
       }
+      if (v instanceof Uint8Array) {
+        // The addon checks that it really is one (a Buffer or Uint8Array), else declines.
+        tape[tn++] = Op.Bytes;
+        tape[tn++] = bn;
+        byteArrays[bn++] = v;
+        return true;
+      }
       switch ((v as { [TERM_KIND]?: Kind })[TERM_KIND]) {
         case Kind.Atom: {
           const name: unknown = (v as Atom).name;
@@ -149,19 +159,22 @@ function walk(v: unknown, depth: number): boolean {
 function encodeFast(b: NativeBinding, term: unknown, compressLevel: number, maxDepth: number): Buffer | undefined {
   tn = 0;
   sn = 0;
+  bn = 0;
   try {
     if (!walk(term, maxDepth < FAST_DEPTH ? maxDepth : FAST_DEPTH)) return undefined;
     strings.length = sn;
     const text = sn === 1 ? strings[0] : strings.join('');
     scratch ??= new Uint8Array(SCRATCH_SIZE);
-    const r = b.tapeToBinary(tape, tn, text, compressLevel, scratch);
+    byteArrays.length = bn;
+    const r = b.tapeToBinary(tape, tn, text, byteArrays, compressLevel, scratch);
     if (typeof r !== 'number') return r;
     if (r < 0) return undefined;
     const out = allocUnsafe(r);
     out.set(scratch.subarray(0, r));
     return out;
   } finally {
-    strings.length = 0; // let go of the strings
+    strings.length = 0; // let go of the strings and byte arrays
+    byteArrays.length = 0;
     if (tape.length > MAX_KEPT_TAPE) tape = new Float64Array(4096); // nor keep a huge tape
   }
 }

@@ -220,6 +220,7 @@ describe('termToBinary', () => {
     const values: unknown[] = [
       JSON.parse('{"a":[1,2.5,"x",{"b":null}],"c":true,"é":"☃😀","n":-7,"big":4294967296}'),
       [tuple(atom('ok'), float(3), 'z'), [], {}, '', 'a\udc00'],
+      { blob: Buffer.from([1, 2, 3]), bytes: new Uint8Array([4]), empty: Buffer.alloc(0), big: Buffer.alloc(70_000, 5) },
     ];
     for (const v of values) {
       const fast = termToBinary(v as Term);
@@ -295,6 +296,8 @@ describe('termToBinary errors', () => {
       [new Thing(), /Thing/],
       [new Float64Array(1), /Float64Array/],
       [new Uint8ClampedArray(1), /Uint8ClampedArray/],
+      [{ x: new Uint8ClampedArray(1) }, /Uint8ClampedArray/],
+      [Object.create(Uint8Array.prototype), /no Erlang counterpart/],
       [new ArrayBuffer(1), /ArrayBuffer/],
       [new DataView(new ArrayBuffer(1)), /DataView/],
       [new BitBinary(Buffer.from([1]), 0), /bits/],
@@ -317,7 +320,7 @@ describe('termToBinary errors', () => {
     for (const [value, message] of cases) {
       const e = encodeError(value);
       expect(e.message).toMatch(message);
-      expect(e.path).toBe('$');
+      expect(e.path).toBe(value !== null && typeof value === 'object' && 'x' in value ? '$.x' : '$');
     }
   });
 
@@ -574,7 +577,7 @@ describe('binaryToTerm errors', () => {
       [b(V, 90, u16(0), sa('n'), u32(0)), 1, /0 ids/],
       [b(V, 90, u16(6), sa('n'), u32(0)), 1, /6 ids/],
       [b(V, 88, 97, 1), 2, /pid node must be an atom/],
-      [b(V, 113, sa('m'), sa('f'), 98, u32(1)), 7, /arity/],
+      [b(V, 113, sa('m'), sa('f'), 98, u32(1)), 8, /arity/],
       [b(V, 116, u32(0x7fffffff)), 1, /truncated map/],
       [b(V, 105, u32(0xffffffff)), 1, /truncated tuple/],
       [b(V, 108, u32(0xffffffff), 106), 1, /truncated list/],

@@ -261,6 +261,15 @@ describe('timeouts, aborts and bad input', () => {
     expect(ticks).toBeGreaterThanOrEqual(15);
   });
 
+  it('stays connected while it only receives, past the tick time', async () => {
+    // The node sends without pause and hears nothing but the answers to its ticks.
+    await conn.rpc('erl_peb_conn_test', 'stream', [conn.self, 70, 100]);
+    const got: unknown[] = [];
+    for (let i = 0; i < 70; i++) got.push(await conn.receive());
+    expect(got).toEqual(Array.from({ length: 70 }, (_, i) => i + 1));
+    expect(await node.evalTrue(`lists:member('${conn.name}', nodes(hidden))`)).toBe(true);
+  });
+
   it('answers the node\'s ticks while idle past its tick time', async () => {
     // net_ticktime is 4 s: a connection that did not answer ticks would be dropped within it.
     expect(await conn.rpc('timer', 'sleep', [7000], { timeout: 30_000 })).toBe(atom('ok'));

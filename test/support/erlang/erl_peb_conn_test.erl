@@ -1,7 +1,7 @@
 %% Helpers on the Erlang side of the connection tests.
 -module(erl_peb_conn_test).
 -behaviour(gen_server).
--export([start_mirror/0, start_crashy/0, restart_crashy/0, binary/1, deep/1]).
+-export([start_mirror/0, start_crashy/0, restart_crashy/0, binary/1, deep/1, stream/3]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A process registered as erl_peb_mirror: for every {To, Msg} it receives, it sends Msg to To.
@@ -40,3 +40,8 @@ binary(N) -> binary:copy(<<"x">>, N).
 -spec deep(non_neg_integer()) -> list().
 deep(0) -> [];
 deep(N) -> [deep(N - 1)].
+
+%% Sends To the integers 1..N, one every IntervalMs, from a process of its own.
+-spec stream(pid(), pos_integer(), non_neg_integer()) -> pid().
+stream(To, N, IntervalMs) ->
+    spawn(fun() -> [begin timer:sleep(IntervalMs), To ! I end || I <- lists:seq(1, N)] end).
