@@ -343,20 +343,22 @@ export class Connection extends EventEmitter {
   private nextMonitorId = 1;
   private mailbox: Term[] = [];
   private receivers: Receiver[] = [];
-  private messageListeners = 0;
   private refed = false;
   private connecting = false;
   private connectWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectAttempts = 0;
   private lostError: ConnectionError | undefined;
-  // Held here, and only weakly by the native object, so an unreferenced connection can be collected.
+  // Held here; the native object holds it strongly only while something waits (see updateRef), so
+  // an unreferenced idle connection can be collected.
   private readonly onEventsFn: OnEvents = (meta, n, values) => this.onEvents(meta, n, values);
-  private readonly deadlines = new Deadlines((p) => this.onTimeout(p));
+  // Through a WeakRef: the (unref'd) timer must not keep an idle connection from being collected.
+  private readonly deadlines = Connection.deadlinesFor(new WeakRef(this));
   private readonly uncorkFn = (): void => {
     if (this.currentState !== 'closed') this.native.uncork();
   };
   private readonly uncorkLaterFn = (): void => queueMicrotask(this.uncorkFn);
+  private readonly updateRefFn = (): void => this.updateRef();
 
   /** @internal Use `connect()`. */
   constructor(options: ResolvedConnectOptions) {
@@ -385,18 +387,18 @@ export class Connection extends EventEmitter {
     const [node, num, serial, creation] = this.native.self();
     this.name = node;
     this.self = new Pid(atom(node), num, serial, creation);
+    // 'message' listeners keep the connection (and the process) alive, as a socket's 'data'
+    // listeners do. 'newListener' comes before the listener is added: look once it is.
     this.on('newListener', (event: string | symbol) => {
-      if (event === 'message') {
-        this.messageListeners++;
-        this.updateRef();
-      }
+      if (event === 'message') queueMicrotask(this.updateRefFn);
     });
     this.on('removeListener', (event: string | symbol) => {
-      if (event === 'message') {
-        this.messageListeners--;
-        this.updateRef();
-      }
+      if (event === 'message') this.updateRef();
     });
+  }
+
+  private static deadlinesFor(conn: WeakRef<Connection>): Deadlines {
+    return new Deadlines((p) => conn.deref()?.onTimeout(p));
   }
 
   /** 'connected', 'reconnecting', 'disconnected' (lost, not reconnecting) or 'closed'. */
@@ -577,10 +579,10 @@ export class Connection extends EventEmitter {
   }
 
   private addMonitor(key: string, target: string | Pid): Monitor {
+    if (this.monitors.size >= MONITOR_LIMIT) this.trimMonitors();
     const m: Monitor = { id: this.nextMonitorId++, key, target, pending: 0 };
     this.monitors.set(key, m);
     this.monitorsById.set(m.id, m);
-    if (this.monitors.size > MONITOR_LIMIT) this.trimMonitors();
     return m;
   }
 
@@ -637,7 +639,11 @@ export class Connection extends EventEmitter {
   /** Clears what a pending call holds; the caller settles it. */
   private finish(p: Pending): void {
     p.done = true;
-    if (p.onAbort !== undefined) p.signal!.removeEventListener('abort', p.onAbort);
+    if (p.onAbort !== undefined) {
+      p.signal!.removeEventListener('abort', p.onAbort);
+      p.onAbort = undefined;
+      p.signal = undefined;
+    }
     if (p.monitor !== undefined) p.monitor.pending--;
   }
 
@@ -674,7 +680,8 @@ export class Connection extends EventEmitter {
   /** Keeps the event loop alive exactly while something waits on this connection. */
   private updateRef(): void {
     if (this.currentState === 'closed') return;
-    const want = this.connecting || this.pending.size > 0 || this.receivers.length > 0 || this.messageListeners > 0;
+    const want =
+      this.connecting || this.pending.size > 0 || this.receivers.length > 0 || this.listenerCount('message') > 0;
     if (want === this.refed) return;
     this.refed = want;
     if (want) this.native.ref();
@@ -760,7 +767,7 @@ export class Connection extends EventEmitter {
       r.resolve(value as Term);
       return;
     }
-    if (this.messageListeners > 0) {
+    if (this.listenerCount('message') > 0) {
       this.emit('message', value as Term);
       return;
     }

@@ -105,9 +105,13 @@ if (require.main === module) {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
   };
-  main(process.argv.slice(2), { env: process.env, cwd: process.cwd() }, out).then(
+  const argv = process.argv.slice(2);
+  main(argv, { env: process.env, cwd: process.cwd() }, out).then(
     (status) => {
       process.exitCode = status;
+      // `server` commands are done when main resolves: a handle left open by a connection that
+      // misbehaved must not keep the command from exiting. (The demo may keep serving.)
+      if (argv[0] === 'server') setTimeout(() => process.exit(), 2000).unref();
     },
     (err: unknown) => {
       process.stderr.write(`erl-peb: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

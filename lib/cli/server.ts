@@ -404,8 +404,17 @@ async function waitReady(
     try {
       const registered = conn !== undefined || (await lookupNode(aliveOf(s.node), '127.0.0.1', epmd)).port !== undefined;
       if (registered) {
-        conn ??= await connect({ node: s.node, cookie: cookie.value, timeout: clampMs(left, 2000), config: false });
-        const reply = await conn.call(SERVER, atom('status'), { timeout: clampMs(deadline - performance.now(), 5000) });
+        if (conn === undefined) {
+          const connectMs = clampMs(left, 2000);
+          conn = await bounded(connect({ node: s.node, cookie: cookie.value, timeout: connectMs, config: false }), connectMs, 'connect', (c) => c.close());
+        }
+        const callMs = clampMs(deadline - performance.now(), 5000);
+        const current: Connection = conn;
+        const reply = await bounded(current.call(SERVER, atom('status'), { timeout: callMs }), callMs, 'the status request', () => undefined).catch((err: unknown) => {
+          // A status request that never came back: start over on a new connection.
+          if (err instanceof BoundExceeded) current.close();
+          throw err;
+        });
         const map = statusMap(reply);
         if (map !== undefined) return { conn, backend: text(map.get(atom('backend'))) };
         last = `its status request answered ${JSON.stringify(toPlain(reply))}`;
@@ -426,6 +435,33 @@ async function waitReady(
   throw new CliError(
     `the session server ${s.node} did not answer within ${Math.round(timeoutMs / 1000)} s (${last}); the node was stopped.${logTail(logFile, logStart)}`,
   );
+}
+
+class BoundExceeded extends CliError {}
+
+/**
+ * The promise, or a rejection once `ms` (plus a margin) has passed: the poll must go on by its
+ * own clock whatever a single attempt does. A result that comes after that is handed to `late`.
+ */
+function bounded<T>(p: Promise<T>, ms: number, what: string, late: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let over = false;
+    const timer = setTimeout(() => {
+      over = true;
+      reject(new BoundExceeded(`${what} did not finish within ${ms} ms`));
+    }, ms + 1000);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (over) late(v);
+        else resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        if (!over) reject(e);
+      },
+    );
+  });
 }
 
 function clampMs(ms: number, max: number): number {
@@ -479,7 +515,7 @@ function logTail(logFile: string, from: number): string {
 /** The node's OS pid as it reports it (the spawned pid, unless a wrapper forked). */
 async function osPid(conn: Connection, fallback: number): Promise<number> {
   try {
-    const v = await conn.rpc('os', 'getpid', []);
+    const v = await bounded(conn.rpc('os', 'getpid', [], { timeout: 5000 }), 5000, 'os:getpid()', () => undefined);
     const n = Number(Array.isArray(v) ? String.fromCharCode(...(v as number[])) : String(v));
     return Number.isInteger(n) && n > 0 ? n : fallback;
   } catch {
@@ -585,9 +621,9 @@ async function connectTo(t: Target, p: Parsed, e: CliEnvironment): Promise<Conne
   }
   const cookie = requireCookie(p, e, t.config);
   try {
-    return await connect({ node: t.node, cookie: cookie.value, timeout: 5000, config: false });
+    return await bounded(connect({ node: t.node, cookie: cookie.value, timeout: 5000, config: false }), 5000, `connecting to ${t.node}`, (c) => c.close());
   } catch (err) {
-    const why = err instanceof ConnectionError ? err.message : String(err);
+    const why = err instanceof Error ? err.message : String(err);
     throw new CliError(`${why} (using ${describeCookie(cookie)})`);
   }
 }
@@ -598,7 +634,7 @@ async function status(p: Parsed, e: CliEnvironment, o: Output): Promise<number> 
   try {
     let reply: Term;
     try {
-      reply = await conn.call(SERVER, atom('status'), { timeout: 10_000 });
+      reply = await bounded(conn.call(SERVER, atom('status'), { timeout: 10_000 }), 10_000, 'the status request', () => undefined);
     } catch (err) {
       if (err instanceof RemoteError && err.kind === 'exit') {
         throw new CliError(`${t.node} is running, but the session server is not (no process is registered as ${SERVER} there)`);
@@ -658,10 +694,10 @@ async function stop(p: Parsed, e: CliEnvironment, o: Output, timeoutMs: number):
     pid = await osPid(conn, -1);
     if (pid === -1 || isNodeProcess(pid, t.node) === false) pid = undefined; // not on this machine
     try {
-      await conn.rpc('init', 'stop', [], { timeout: 10_000 });
+      await bounded(conn.rpc('init', 'stop', [], { timeout: 10_000 }), 10_000, 'init:stop()', () => undefined);
     } catch (err) {
       // The node may drop the connection while it stops: what counts is that it exits.
-      if (!(err instanceof ConnectionError)) throw err;
+      if (!(err instanceof ConnectionError) && !(err instanceof BoundExceeded)) throw err;
     }
   } finally {
     conn.close();

@@ -43,8 +43,12 @@ function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Runs `erl-peb ...args` and collects its exit status and output. */
 function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const i = args.indexOf('--name');
-  if (args[0] === 'server' && args[1] === 'start' && i >= 0) started.add(args[i + 1]!);
+  if (args[0] === 'server' && args[1] === 'start') {
+    const i = args.indexOf('--name');
+    if (i >= 0) started.add(args[i + 1]!);
+    // The command gives up (and stops the node) well before the test would time out.
+    if (!args.includes('--timeout') && !args.includes('--help')) args = [...args, '--timeout', '30'];
+  }
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       cwd: root,
@@ -141,16 +145,27 @@ function listenersOf(pid: number): Listener[] {
 
 const LOOPBACK = ['127.0.0.1', '::1'];
 
+/** Processes whose command line names the node (found even if the CLI recorded nothing). */
+function pidsNaming(node: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args.some((a, i) => (a === '-name' || a === '-sname') && args[i + 1] === node)) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 afterAll(async () => {
   for (const node of started) {
-    if (existsSync(join(nodeDir(node), 'server.json'))) {
-      try {
-        recordedPid(node);
-      } catch {
-        // unreadable: the pids seen earlier still get killed below
-      }
-      await cli(['server', 'stop', '--name', node, '--timeout', '10']);
-    }
+    const running = pidsNaming(node).filter(alive);
+    if (running.length === 0) continue;
+    for (const pid of running) pids.add(pid);
+    await cli(['server', 'stop', '--name', node, '--timeout', '10']);
   }
   for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
   rmSync(work, { recursive: true, force: true });

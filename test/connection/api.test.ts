@@ -128,6 +128,24 @@ describe('call', () => {
     await expect(conn.call(pid, 'x', { timeout: 60_000 })).rejects.toMatchObject({ kind: 'exit', reason: atom('noproc') });
   });
 
+  it('keeps a bounded number of monitors when it calls many pids', async () => {
+    const pids = (await conn.rpc('erl_peb_conn_test', 'spawn_echoes', [1100])) as Pid[];
+    for (let i = 0; i < pids.length; i += 100) {
+      const batch = pids.slice(i, i + 100);
+      expect(await Promise.all(batch.map((p, j) => conn.call(p, i + j)))).toEqual(batch.map((_, j) => i + j));
+    }
+    const monitoredBy = async (p: Pid): Promise<unknown> =>
+      ((await conn.rpc('erlang', 'process_info', [p, atom('monitored_by')])) as Tuple).at(1);
+    expect(await monitoredBy(pids[0]!)).toEqual([]); // the oldest idle monitors were dropped
+    expect(await monitoredBy(pids[1099]!)).toEqual([conn.self]);
+    await conn.rpc('erlang', 'exit', [pids[1099]!, atom('kill')]);
+    // Killed before the call (noproc) or while it is made (killed): the monitor tells at once.
+    const e = (await conn.call(pids[1099]!, 'x', { timeout: 60_000 }).catch((x: unknown) => x)) as RemoteError;
+    expect(e).toBeInstanceOf(RemoteError);
+    expect([atom('killed'), atom('noproc')]).toContain(e.reason);
+    expect(await conn.call(pids[0]!, 'again')).toEqual(Buffer.from('again'));
+  });
+
   it('rejects with the exit reason when the server dies handling the call', async () => {
     const e = await conn.call('erl_peb_crashy', atom('please'), { timeout: 60_000 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RemoteError);

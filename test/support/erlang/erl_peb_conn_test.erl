@@ -1,7 +1,7 @@
 %% Helpers on the Erlang side of the connection tests.
 -module(erl_peb_conn_test).
 -behaviour(gen_server).
--export([start_mirror/0, start_crashy/0, restart_crashy/0, binary/1, deep/1, stream/3]).
+-export([start_mirror/0, start_crashy/0, restart_crashy/0, binary/1, deep/1, stream/3, spawn_echoes/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A process registered as erl_peb_mirror: for every {To, Msg} it receives, it sends Msg to To.
@@ -45,3 +45,13 @@ deep(N) -> [deep(N - 1)].
 -spec stream(pid(), pos_integer(), non_neg_integer()) -> pid().
 stream(To, N, IntervalMs) ->
     spawn(fun() -> [begin timer:sleep(IntervalMs), To ! I end || I <- lists:seq(1, N)] end).
+
+%% N unregistered processes that answer gen_server calls with the request.
+-spec spawn_echoes(pos_integer()) -> [pid()].
+spawn_echoes(N) -> [spawn(fun echo/0) || _ <- lists:seq(1, N)].
+
+echo() ->
+    receive
+        {'$gen_call', {From, Tag}, Request} -> From ! {Tag, Request}
+    end,
+    echo().
