@@ -101,7 +101,8 @@ export function loadConfigFile(explicit: string | false | undefined, e: Environm
   const path = explicit ?? env.ERL_PEB_CONFIG;
   const explorer = lilconfigSync('erl-peb', {
     searchPlaces: ['package.json', '.erl-pebrc', '.erl-pebrc.json', 'erl-peb.config.js', 'erl-peb.config.cjs'],
-    loaders: { noExt: (_p: string, content: string) => JSON.parse(content) },
+    // JSON parsed on every load (lilconfig's default `require` caches a file for the process's life).
+    loaders: { noExt: (_p: string, content: string) => JSON.parse(content), '.json': (_p: string, content: string) => JSON.parse(content) },
   });
   try {
     const found = path ? explorer.load(path) : explorer.search(e.cwd ?? process.cwd());

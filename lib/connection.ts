@@ -104,8 +104,11 @@ interface Pending {
   readonly id: number;
   readonly resolve: (value: Term) => void;
   readonly reject: (error: unknown) => void;
-  readonly what: string;
+  // What the call was, for error messages (only ever built into a string for one).
   readonly isRpc: boolean;
+  readonly target: string | Pid; // rpc: the module
+  readonly fn: string | undefined;
+  readonly arity: number;
   readonly timeout: number;
   readonly deadline: number; // performance.now() time
   done: boolean;
@@ -282,9 +285,15 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new ErlPebError('the operation was aborted', 'ABORT_ERR');
 }
 
+/** 'rpc m:f/2' or 'call to name', for messages. */
+function describe(p: Pending): string {
+  return p.isRpc ? `rpc ${String(p.target)}:${p.fn}/${p.arity}` : `call to ${String(p.target)}`;
+}
+
 /** The RemoteError for an rpc reply `{badrpc, Reason}`, or undefined for any other reply. */
-function rpcError(reply: unknown, what: string): RemoteError | undefined {
+function rpcError(reply: unknown, p: Pending): RemoteError | undefined {
   if (!(reply instanceof Tuple) || reply.elements.length !== 2 || reply.elements[0] !== A_BADRPC) return undefined;
+  const what = describe(p);
   const reason = reply.elements[1];
   if (reason instanceof Tuple && reason.elements.length === 2 && reason.elements[0] === A_EXIT) {
     const r = reason.elements[1];
@@ -463,14 +472,13 @@ export class Connection extends EventEmitter {
       if (!Array.isArray(args)) throw new EncodeError(`rpc arguments must be an array, got ${inspect(args)}`, 'args');
       const timeout = timeoutOf(options, this.options.callTimeout);
       const signal = signalOf(options);
-      const what = `rpc ${m}:${f}/${args.length}`;
       if (signal?.aborted) return Promise.reject(abortReason(signal));
-      this.checkUsable(what);
+      if (!this.usable()) throw this.unusable(`rpc ${m}:${f}/${args.length}`);
       const id = this.nextId++;
       let monitor = this.monitors.get('rex');
       this.native.rpc(id, m, f, args as unknown[], monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor('rex', 'rex');
-      return this.track(id, what, true, timeout, signal, monitor);
+      return this.track(id, true, m, f, args.length, timeout, signal, monitor);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -487,15 +495,14 @@ export class Connection extends EventEmitter {
       const target = destination(dest, this.node);
       const timeout = timeoutOf(options, this.options.callTimeout);
       const signal = signalOf(options);
-      const what = `call to ${typeof target === 'string' ? target : target.toString()}`;
       if (signal?.aborted) return Promise.reject(abortReason(signal));
-      this.checkUsable(what);
+      if (!this.usable()) throw this.unusable(`call to ${String(target)}`);
       const id = this.nextId++;
       const key = targetKey(target);
       let monitor = this.monitors.get(key);
       this.native.call(id, target, request, monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor(key, target);
-      return this.track(id, what, false, timeout, signal, monitor);
+      return this.track(id, false, target, undefined, 0, timeout, signal, monitor);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -504,7 +511,7 @@ export class Connection extends EventEmitter {
   /** Sends `term` to a registered name or a pid on the node (Erlang's `!`): no reply, no delivery guarantee. */
   send(dest: Destination, term: Term): void {
     const target = destination(dest, this.node);
-    this.checkUsable('send');
+    if (!this.usable()) throw this.unusable(`send to ${String(target)}`);
     this.native.send(target, term);
   }
 
@@ -566,16 +573,15 @@ export class Connection extends EventEmitter {
 
   // ------------------------------------------------------------------------------------------
 
-  private checkUsable(what: string): void {
-    switch (this.currentState) {
-      case 'closed':
-        throw new ClosedError(`${what}: the connection is closed`);
-      case 'disconnected':
-        throw new ConnectionError(`${what}: not connected to ${this.node}${this.lostError ? ` (${this.lostError.message})` : ''}`);
-      default:
-        // 'connected', or 'reconnecting': the call waits in the send queue for the connection.
-        return;
-    }
+  /** Whether calls can be made: when 'reconnecting', they wait in the send queue for the connection. */
+  private usable(): boolean {
+    return this.currentState === 'connected' || this.currentState === 'reconnecting';
+  }
+
+  private unusable(what: string): Error {
+    return this.currentState === 'closed'
+      ? new ClosedError(`${what}: the connection is closed`)
+      : new ConnectionError(`${what}: not connected to ${this.node}${this.lostError ? ` (${this.lostError.message})` : ''}`);
   }
 
   private addMonitor(key: string, target: string | Pid): Monitor {
@@ -599,8 +605,10 @@ export class Connection extends EventEmitter {
 
   private track(
     id: number,
-    what: string,
     isRpc: boolean,
+    target: string | Pid,
+    fn: string | undefined,
+    arity: number,
     timeout: number,
     signal: AbortSignal | undefined,
     monitor: Monitor,
@@ -611,8 +619,10 @@ export class Connection extends EventEmitter {
         id,
         resolve,
         reject,
-        what,
         isRpc,
+        target,
+        fn,
+        arity,
         timeout,
         deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
         done: false,
@@ -652,7 +662,7 @@ export class Connection extends EventEmitter {
     this.pending.delete(p.id);
     if (this.currentState !== 'closed') this.native.cancel(p.id);
     this.finish(p);
-    p.reject(new TimeoutError(`${p.what} timed out after ${p.timeout} ms`, p.timeout));
+    p.reject(new TimeoutError(`${describe(p)} timed out after ${p.timeout} ms`, p.timeout));
     this.updateRef();
   }
 
@@ -747,7 +757,7 @@ export class Connection extends EventEmitter {
       return;
     }
     if (p.isRpc) {
-      const error = rpcError(value, p.what);
+      const error = rpcError(value, p);
       if (error !== undefined) {
         p.reject(error);
         return;
@@ -793,7 +803,7 @@ export class Connection extends EventEmitter {
       if (p.monitor !== m) continue;
       this.pending.delete(id);
       this.finish(p);
-      p.reject(new RemoteError(`${p.what} failed: ${why}`, reason, 'exit'));
+      p.reject(new RemoteError(`${describe(p)} failed: ${why}`, reason, 'exit'));
     }
   }
 
@@ -824,7 +834,7 @@ export class Connection extends EventEmitter {
     this.native.discardQueued();
     this.monitors.clear();
     this.monitorsById.clear();
-    this.rejectAllPending((p) => new ConnectionError(`${p.what} failed: lost the connection to ${node}: ${reason}`));
+    this.rejectAllPending((p) => new ConnectionError(`${describe(p)} failed: lost the connection to ${node}: ${reason}`));
     if (this.options.reconnect !== null) {
       this.currentState = 'reconnecting';
       this.scheduleReconnect();
@@ -868,7 +878,7 @@ export class Connection extends EventEmitter {
     this.native.discardQueued();
     this.monitors.clear();
     this.monitorsById.clear();
-    this.rejectAllPending((p) => new ConnectionError(`${p.what} failed: ${error.message}`));
+    this.rejectAllPending((p) => new ConnectionError(`${describe(p)} failed: ${error.message}`));
     this.updateRef();
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }

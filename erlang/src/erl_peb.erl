@@ -84,7 +84,9 @@ boot() ->
             io:format("erl_peb ready: ~ts ~p~n", [node(), Backend]);
         {error, Reason} ->
             io:format(standard_error, "erl_peb: the session server did not start: ~tp~n", [Reason]),
-            erlang:halt(1)
+            %% An orderly stop, not halt/1: halt can cut off output (and logger's reports) still
+            %% on their way out.
+            init:stop(1)
     end.
 
 -spec stop() -> ok | {error, term()}.

@@ -3,7 +3,7 @@
  * node would: the answer tells "not running" apart from "running but not answering".
  */
 import { connect as tcpConnect } from 'node:net';
-import { ConfigError } from '../errors';
+import { ConfigError, ConnectionError } from '../errors';
 
 export function epmdPort(env: NodeJS.ProcessEnv = process.env): number {
   const v = env.ERL_EPMD_PORT;
@@ -41,23 +41,23 @@ export function lookupNode(alive: string, host: string, port = epmdPort(), timeo
       fn();
     };
     const socket = tcpConnect({ host, port });
-    socket.setTimeout(timeoutMs, () => done(() => reject(new Error(`EPMD on ${host}:${port} did not answer within ${timeoutMs} ms`))));
+    socket.setTimeout(timeoutMs, () => done(() => reject(new ConnectionError(`EPMD on ${host}:${port} did not answer within ${timeoutMs} ms`))));
     socket.on('connect', () => socket.write(req));
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ECONNREFUSED') done(() => resolve({ port: undefined, epmdRunning: false }));
-      else done(() => reject(new Error(`cannot reach EPMD on ${host}:${port}: ${e.message}`)));
+      else done(() => reject(new ConnectionError(`cannot reach EPMD on ${host}:${port}: ${e.message}`)));
     });
     // EPMD closes the connection after its answer.
     socket.on('end', () => {
       const r = Buffer.concat(chunks);
       done(() => {
         if (r.length < 2 || r[0] !== PORT2_RESP) {
-          reject(new Error(`unexpected answer from EPMD on ${host}:${port}`));
+          reject(new ConnectionError(`unexpected answer from EPMD on ${host}:${port}`));
         } else if (r[1] !== 0) {
           resolve({ port: undefined, epmdRunning: true });
         } else if (r.length < 4) {
-          reject(new Error(`short answer from EPMD on ${host}:${port}`));
+          reject(new ConnectionError(`short answer from EPMD on ${host}:${port}`));
         } else {
           resolve({ port: r.readUInt16BE(2), epmdRunning: true });
         }

@@ -97,8 +97,11 @@ Options:
   --timeout SECONDS      how long to wait for the server to answer (default ${DEFAULT_START_TIMEOUT_S})
   -h, --help             this help
 
-State folder: ERL_PEB_STATE_DIR, else ~/.erl-peb. The node's output goes to
-<state>/<node>/node.log.
+Files: <state>/<node>/node.log (the node's output), <state>/<node>/server.json (its pid),
+<state>/<node>/mnesia/ (Mnesia's data by default); <state> is ERL_PEB_STATE_DIR, else ~/.erl-peb.
+
+Environment: ERL_PEB_NODE, ERL_PEB_COOKIE, ERL_PEB_CONFIG, ERL_PEB_STATE_DIR, HOME (where
+.erlang.cookie is), ERL_PEB_ERL (the erl program, default erl on PATH), ERL_EPMD_PORT.
 `;
 
 export const STOP_USAGE = `Usage: erl-peb server stop [options]
