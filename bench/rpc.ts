@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Connection } from '../lib/connection';
+import { connect, type Connection } from '../dist/connection';
 import { startNode, type ErlangNode } from '../test/support/erlang-node';
 import { machine, median, report, wantJson, type Row } from './harness';
 
@@ -131,9 +131,19 @@ async function startRedis(): Promise<RedisPeer | null> {
   }
   const port = await freePort();
   const server: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const client = new Redis({ port, host: '127.0.0.1', retryStrategy: (n: number) => (n > 50 ? null : 50) });
+  // Ready when it says so (it logs to stdout).
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    server.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('Ready to accept connections')) resolve();
+    });
+    server.on('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready`)));
+  });
+  server.stdout!.resume();
+  const client = new Redis({ port, host: '127.0.0.1' });
   await client.ping();
   await client.set('erl-peb-bench', 'ping');
   return {

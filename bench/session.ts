@@ -1,8 +1,8 @@
 /**
- * npm run bench:session [-- --json] [-- --duration S] [-- --warmup S] [-- --connections N] [-- --only erlang,redis]
+ * npm run bench:session [-- --json] [-- --duration S] [-- --rounds N] [-- --warmup S] [-- --connections N] [-- --only erlang,redis]
  *
  * The same Express app (express-session; a handler that reads a counter from the session,
- * increments it and answers it) with three stores, one after the other in one run:
+ * increments it and answers it) with three stores, in one run:
  *
  * - ErlangStore (erl-peb/express) against a session server node (ETS) started here;
  * - connect-redis (node-redis client) against a redis-server started here on a free loopback
@@ -13,15 +13,18 @@
  * generator (autocannon, in this process) and the app do not share an event loop. Every
  * connection has a session of its own: a first request per connection gets a cookie, and the
  * connection sends it with every request, so every measured request reads and writes its session.
- * Same connections, warm-up and duration for each store. Requests per second and p99 latency
- * come from autocannon; non-2xx answers and errors are counted and shown.
+ * Same connections, warm-up and duration for each store; the timed rounds go round the stores in
+ * turn (a change in the machine's load then falls on all of them), and each figure is the median
+ * of a store's rounds. Requests per second and p99 latency come from autocannon; non-2xx answers
+ * and errors are counted and shown.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startNode, type ErlangNode } from '../test/support/erlang-node';
-import { machine, report, wantJson, type Row } from './harness';
+import { machine, median, report, wantJson, type Row } from './harness';
 
 const ROOT = join(__dirname, '..');
 const EBIN = join(ROOT, 'erlang', 'ebin');
@@ -35,7 +38,10 @@ function flag(name: string, fallback: number): number {
   return n;
 }
 
-const DURATION_S = flag('duration', 10);
+/** Seconds of load per store, in ROUNDS rounds taken in turn. */
+const DURATION_S = flag('duration', 15);
+const ROUNDS = flag('rounds', 3);
+const ROUND_S = Math.max(1, Math.round(DURATION_S / ROUNDS));
 const WARMUP_S = flag('warmup', 3);
 const CONNECTIONS = flag('connections', 32);
 /** `--only erlang,memory`: a subset of the stores (MemoryStore is always measured: the others are compared with it). */
@@ -94,6 +100,21 @@ async function serve(kind: Kind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // The load (this process)
 
+/** CPU time (user + system) a process has used, ms, from /proc (undefined elsewhere). */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+/** Linux's USER_HZ: 100 on every architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -125,6 +146,7 @@ function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promis
 
 interface Redis {
   port: number;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -140,6 +162,7 @@ async function startRedis(notes: string[]): Promise<Redis | null> {
   await waitForLine(server, /Ready to accept connections/, 'redis-server');
   return {
     port,
+    pid: server.pid,
     stop: () =>
       new Promise((resolve) => {
         if (server.exitCode !== null) return resolve();
@@ -151,6 +174,7 @@ async function startRedis(notes: string[]): Promise<Redis | null> {
 
 interface App {
   url: string;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -163,6 +187,7 @@ async function startApp(kind: Kind, env: NodeJS.ProcessEnv): Promise<App> {
   const m = await waitForLine(child, /^listening (\d+)$/, `the ${kind} app`);
   return {
     url: `http://127.0.0.1:${m[1]}/`,
+    pid: child.pid,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -189,53 +214,88 @@ async function sessions(url: string, n: number): Promise<string[]> {
   return cookies;
 }
 
+/** The part of autocannon's programmatic API used here (it ships no types). */
+type Autocannon = (options: Record<string, unknown>) => Promise<{
+  requests: { average: number; total: number };
+  latency: { p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}>;
+
+interface Round {
+  requestsPerSecond: number;
+  /** CPU time per request of the app's process and of the store's server (Erlang node, redis-server), µs. */
+  appCpuUs: number | null;
+  storeCpuUs: number | null;
+  /** Requests answered. */
+  total: number;
+  p99Ms: number;
+  meanMs: number;
+  non2xx: number;
+  errors: number;
+}
+
 interface Result {
   store: string;
+  /** Medians over the rounds. */
   requestsPerSecond: number;
   p99Ms: number;
   meanMs: number;
-  requests: number;
+  appCpuUs: number | null;
+  storeCpuUs: number | null;
+  rounds: Round[];
   non2xx: number;
   errors: number;
   /** A session's counter after the run: every request of that connection was counted. */
   finalCount: number;
 }
 
-async function load(url: string, cookies: string[], seconds: number): Promise<import('autocannon').Result> {
+async function load(url: string, cookies: string[], seconds: number): Promise<Round> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const autocannon = require('autocannon') as typeof import('autocannon');
+  const autocannon = require('autocannon') as Autocannon;
   let next = 0;
-  return autocannon({
+  const r = await autocannon({
     url,
     connections: cookies.length,
     duration: seconds,
+    // One session per connection: each connection sends the cookie of its own session.
     setupClient: (client: { setHeaders(h: Record<string, string>): void }) => client.setHeaders({ cookie: cookies[next++ % cookies.length]! }),
-  } as import('autocannon').Options);
+  });
+  return {
+    requestsPerSecond: r.requests.average,
+    appCpuUs: null,
+    storeCpuUs: null,
+    total: r.requests.total,
+    p99Ms: r.latency.p99,
+    meanMs: r.latency.average,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  };
 }
 
-async function measure(kind: Kind, env: NodeJS.ProcessEnv): Promise<Result> {
-  const app = await startApp(kind, env);
-  try {
-    const cookies = await sessions(app.url, CONNECTIONS);
-    log(`${LABELS[kind]}: warm-up ${WARMUP_S} s`);
-    await load(app.url, cookies, WARMUP_S);
-    log(`${LABELS[kind]}: ${DURATION_S} s, ${CONNECTIONS} connections`);
-    const r = await load(app.url, cookies, DURATION_S);
-    const check = await fetch(app.url, { headers: { cookie: cookies[0]! } });
-    const finalCount = Number(await check.text());
-    return {
-      store: LABELS[kind],
-      requestsPerSecond: r.requests.average,
-      p99Ms: r.latency.p99,
-      meanMs: r.latency.average,
-      requests: r.requests.total,
-      non2xx: r.non2xx,
-      errors: r.errors + r.timeouts,
-      finalCount,
-    };
-  } finally {
-    await app.stop();
-  }
+/** A timed round, with the CPU time the app and the store's server spent on it. */
+async function timedRound(t: Target, seconds: number): Promise<Round> {
+  const app0 = cpuMs(t.app.pid);
+  const store0 = cpuMs(t.storePid);
+  const r = await load(t.app.url, t.cookies, seconds);
+  const app1 = cpuMs(t.app.pid);
+  const store1 = cpuMs(t.storePid);
+  const per = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || r.total === 0 ? null : ((b - a) * 1000) / r.total);
+  return { ...r, appCpuUs: per(app0, app1), storeCpuUs: t.storePid === undefined ? null : per(store0, store1) };
+}
+
+interface Target {
+  kind: Kind;
+  app: App;
+  /** The store's server process (the Erlang node, redis-server), for its CPU time. */
+  storePid: number | undefined;
+  cookies: string[];
+  rounds: Round[];
+}
+function medianOrNull(xs: Array<number | null>): number | null {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length === 0 ? null : median(known);
 }
 
 async function main(): Promise<void> {
@@ -243,18 +303,51 @@ async function main(): Promise<void> {
   let node: ErlangNode | undefined;
   let redis: Redis | null = null;
   const results: Partial<Record<Kind, Result>> = {};
+  const targets: Target[] = [];
   try {
     // Schedulers that sleep when idle rather than spin: on 2 cores a spinning BEAM takes time
     // from the app and the load generator.
     node = await startNode({ codePaths: [EBIN], args: ['+sbwt', 'none', '+sbwtdcpu', 'none', '+sbwtdio', 'none'] });
     const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
     if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
-    redis = await startRedis(notes);
+    if (wanted('redis')) redis = await startRedis(notes);
 
-    results.memory = await measure('memory', {});
-    if (wanted('erlang')) results.erlang = await measure('erlang', { BENCH_ERL_NODE: node.name, BENCH_ERL_COOKIE: node.cookie });
-    if (redis && wanted('redis')) results.redis = await measure('redis', { BENCH_REDIS_PORT: String(redis.port) });
+    const envs: Array<[Kind, NodeJS.ProcessEnv, number | undefined]> = [['memory', {}, undefined]];
+    if (wanted('erlang')) envs.push(['erlang', { BENCH_ERL_NODE: node.name, BENCH_ERL_COOKIE: node.cookie }, node.pid]);
+    if (redis) envs.push(['redis', { BENCH_REDIS_PORT: String(redis.port) }, redis.pid]);
+    for (const [kind, env, storePid] of envs) {
+      const app = await startApp(kind, env);
+      targets.push({ kind, app, storePid, cookies: await sessions(app.url, CONNECTIONS), rounds: [] });
+    }
+    for (const t of targets) {
+      log(`${LABELS[t.kind]}: warm-up ${WARMUP_S} s`);
+      await load(t.app.url, t.cookies, WARMUP_S);
+    }
+    // Rounds taken in turn, so that a change in the machine's load falls on every store alike.
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const t of targets) {
+        const r = await timedRound(t, ROUND_S);
+        t.rounds.push(r);
+        log(`round ${round}/${ROUNDS}, ${LABELS[t.kind]}: ${Math.round(r.requestsPerSecond)} requests/s, p99 ${r.p99Ms} ms`);
+      }
+    }
+    for (const t of targets) {
+      const check = await fetch(t.app.url, { headers: { cookie: t.cookies[0]! } });
+      results[t.kind] = {
+        store: LABELS[t.kind],
+        requestsPerSecond: median(t.rounds.map((r) => r.requestsPerSecond)),
+        p99Ms: median(t.rounds.map((r) => r.p99Ms)),
+        meanMs: median(t.rounds.map((r) => r.meanMs)),
+        appCpuUs: medianOrNull(t.rounds.map((r) => r.appCpuUs)),
+        storeCpuUs: medianOrNull(t.rounds.map((r) => r.storeCpuUs)),
+        rounds: t.rounds,
+        non2xx: t.rounds.reduce((n, r) => n + r.non2xx, 0),
+        errors: t.rounds.reduce((n, r) => n + r.errors, 0),
+        finalCount: Number(await check.text()),
+      };
+    }
   } finally {
+    for (const t of targets) await t.app.stop();
     await redis?.stop();
     await node?.stop();
   }
@@ -272,11 +365,13 @@ async function main(): Promise<void> {
         'mean ms': r.meanMs,
         'vs MemoryStore': `${(r.requestsPerSecond / mem).toFixed(2)}×`,
         'vs connect-redis': red === undefined ? null : `${(r.requestsPerSecond / red).toFixed(2)}×`,
+        'app CPU µs/req': r.appCpuUs,
+        'store server CPU µs/req': r.storeCpuUs,
         'non-2xx + errors': String(r.non2xx + r.errors),
       };
     });
   const erl = results.erlang?.requestsPerSecond;
-  const targets = {
+  const goals = {
     'ErlangStore >= connect-redis': red === undefined || erl === undefined ? null : erl >= red,
     'ErlangStore >= 0.9 x MemoryStore': erl === undefined ? null : erl >= 0.9 * mem,
   };
@@ -286,13 +381,13 @@ async function main(): Promise<void> {
     if (!(r.finalCount > 1)) notes.push(`${r.store}: the checked session's counter was ${r.finalCount} after the run: sessions were not kept`);
   }
   report(
-    `express-session, one counter per session (read + write every request): ${CONNECTIONS} connections, ${DURATION_S} s each after ${WARMUP_S} s of warm-up; autocannon`,
+    `express-session, one counter per session (read + write every request): ${CONNECTIONS} connections, autocannon; per store ${WARMUP_S} s of warm-up, then ${ROUNDS} rounds of ${ROUND_S} s taken in turn with the other stores (medians)`,
     rows,
-    { machine: machine(), connections: CONNECTIONS, durationSeconds: DURATION_S, targets, results, notes },
+    { machine: machine(), connections: CONNECTIONS, rounds: ROUNDS, roundSeconds: ROUND_S, warmupSeconds: WARMUP_S, targets: goals, results, notes },
   );
   if (!wantJson()) {
     console.log('');
-    for (const [t, ok] of Object.entries(targets)) console.log(`target ${t}: ${ok === null ? 'not measured' : ok ? 'met' : 'NOT met'}`);
+    for (const [t, ok] of Object.entries(goals)) console.log(`target ${t}: ${ok === null ? 'not measured' : ok ? 'met' : 'NOT met'}`);
     if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
     const m = machine();
     console.log(`\nNode ${m.node}, ${m.cores} × ${m.cpu}`);

@@ -10,10 +10,12 @@
  * app.addHook('onClose', () => store.close());
  * ```
  *
- * - The id in Erlang is `prefix + sessionId` (prefix default `sess:`, as express stores use: a
- *   Fastify session has the same shape as an express-session one).
- * - The TTL is the session cookie's: from its `expires` when it has one, else `ttl` (seconds,
- *   default one day, or a function of the session). A TTL of zero or less destroys the session.
+ * - Options as ErlangStore's (erl-peb/express): `client` (a SessionClient, whose prefix and
+ *   serializer then apply), or `connect`/`connection`/`nodes`/`server`/`serializer`/`callTimeout`
+ *   for a client of the store's own; `prefix` (default `sess:`: a Fastify session has the same
+ *   shape as an express-session one); `ttl`.
+ * - Expiry: `ttl` as a function of the session if given, else the cookie's expiry when it has
+ *   one, else `ttl` seconds (default one day; Infinity: none). A TTL of zero or less destroys.
  * - The session is stored as plain data (its own fields and its cookie's settings), through the
  *   client's serializer: by default a map with binary keys that Erlang code can read, keeping
  *   `Date`, `Map`, `Set`, `bigint` and `Buffer` values.
@@ -21,6 +23,8 @@
  *   the callback: the request fails with that error rather than hanging.
  */
 import { EventEmitter } from 'node:events';
+import { inspect } from 'node:util';
+import type { ConnectOptions } from './config';
 import { ConfigError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
 
@@ -32,40 +36,54 @@ export interface FastifySessionLike {
   [key: string]: unknown;
 }
 
-export interface ErlangFastifyStoreOptions extends Omit<SessionClientOptions, 'prefix'> {
-  /** A SessionClient to use (the store does not close it); else one is made from the other options. */
+export interface ErlangFastifyStoreOptions extends SessionClientOptions {
+  /** A client of the session server to use (its prefix and serializer apply; the store does not close it). */
   client?: SessionClient;
   /** Prepended to every session id in Erlang (default `'sess:'`). */
   prefix?: string;
-  /** TTL in seconds when the cookie has no expiry (default 86,400), or a function of the session. */
+  /** The session server's nodes, tried in order and failed over (shorthand for `connect.nodes`). */
+  nodes?: string[];
+  /**
+   * Seconds a session lives, or a function of the session giving them (default 86,400; Infinity:
+   * no expiry). A number applies to sessions whose cookie has no expiry; a function always.
+   */
   ttl?: number | ((session: FastifySessionLike) => number);
 }
 
+const DEFAULT_PREFIX = 'sess:';
 const DEFAULT_TTL_S = 86_400;
+const OPTION_KEYS = new Set(['client', 'connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes', 'ttl']);
+/** Options that configure a client, refused next to `client`. */
+const CLIENT_KEYS = ['connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes'] as const;
 
 export class ErlangFastifyStore extends EventEmitter {
   readonly client: SessionClient;
-  readonly prefix: string;
   private readonly ttl: number | ((session: FastifySessionLike) => number);
   private readonly ownsClient: boolean;
 
   constructor(options: ErlangFastifyStoreOptions = {}) {
     super();
-    const { client, prefix, ttl, ...clientOptions } = options;
-    if (prefix !== undefined && typeof prefix !== 'string') throw new ConfigError('prefix must be a string');
-    if (ttl !== undefined && typeof ttl !== 'function' && !(typeof ttl === 'number' && Number.isFinite(ttl))) {
-      throw new ConfigError(`ttl must be a number of seconds or a function of the session, got ${String(ttl)}`);
+    if (typeof options !== 'object' || options === null) throw new ConfigError('ErlangFastifyStore options must be an object');
+    for (const k of Object.keys(options)) if (!OPTION_KEYS.has(k)) throw new ConfigError(`unknown ErlangFastifyStore option ${inspect(k)}`);
+    const ttl = options.ttl ?? DEFAULT_TTL_S;
+    if (typeof ttl !== 'function' && !(typeof ttl === 'number' && ttl > 0)) {
+      throw new ConfigError(`ttl must be a number of seconds > 0 (or Infinity), or a function of the session, got ${inspect(ttl)}`);
     }
-    this.prefix = prefix ?? 'sess:';
-    this.ttl = ttl ?? DEFAULT_TTL_S;
-    this.ownsClient = client === undefined;
-    this.client = client ?? new SessionClient(clientOptions);
+    this.ttl = ttl;
+    this.ownsClient = options.client === undefined;
+    this.client = makeClient(options, DEFAULT_PREFIX);
     // The client's connection events, for apps that watch the store (as express-session does).
-    for (const event of ['connect', 'disconnect'] as const) this.client.on(event, (...args: unknown[]) => this.emit(event, ...args));
+    this.client.on('connect', (...args: unknown[]) => this.emit('connect', ...args));
+    this.client.on('disconnect', (...args: unknown[]) => this.emit('disconnect', ...args));
     // 'error' only when someone listens: an unhandled 'error' event would end the process.
     this.client.on('error', (err: unknown) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
+  }
+
+  /** The prefix of the session ids in the server. */
+  get prefix(): string {
+    return this.client.prefix;
   }
 
   set(sessionId: string, session: FastifySessionLike, callback: Callback): void {
@@ -78,8 +96,7 @@ export class ErlangFastifyStore extends EventEmitter {
       callback(err);
       return;
     }
-    const id = this.prefix + sessionId;
-    const done = ttlMs > 0 ? this.client.set(id, data, ttlMs) : this.client.destroy(id);
+    const done = ttlMs > 0 ? this.client.set(sessionId, data, ttlMs === Infinity ? null : ttlMs) : this.client.destroy(sessionId);
     done.then(
       () => callback(),
       (err: unknown) => callback(err),
@@ -87,14 +104,17 @@ export class ErlangFastifyStore extends EventEmitter {
   }
 
   get(sessionId: string, callback: (err: unknown, session?: Record<string, unknown> | null) => void): void {
-    this.client.get(this.prefix + sessionId).then(
-      (record) => callback(null, record === null ? null : (record.data as Record<string, unknown>)),
+    this.client.get(sessionId).then(
+      (record) => {
+        const data = record?.data;
+        callback(null, typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : null);
+      },
       (err: unknown) => callback(err),
     );
   }
 
   destroy(sessionId: string, callback: Callback): void {
-    this.client.destroy(this.prefix + sessionId).then(
+    this.client.destroy(sessionId).then(
       () => callback(),
       (err: unknown) => callback(err),
     );
@@ -105,14 +125,44 @@ export class ErlangFastifyStore extends EventEmitter {
     if (this.ownsClient) await this.client.close();
   }
 
-  /** The TTL in ms: up to the cookie's expiry when it has one, else the `ttl` option. */
+  /** ms the session lives from now (Infinity: no expiry; <= 0: it is over). */
   private ttlMs(session: FastifySessionLike): number {
+    if (typeof this.ttl === 'function') {
+      const s = this.ttl(session);
+      if (typeof s !== 'number' || Number.isNaN(s)) throw new ConfigError(`the ttl function must return a number of seconds, got ${inspect(s)}`);
+      return s * 1000;
+    }
     const expires = cookieExpires(session);
     if (expires !== undefined) return expires - Date.now();
-    const s = typeof this.ttl === 'function' ? this.ttl(session) : this.ttl;
-    if (typeof s !== 'number' || Number.isNaN(s)) throw new ConfigError(`the ttl function returned ${String(s)}, not a number of seconds`);
-    return Math.round(s * 1000);
+    return this.ttl * 1000;
   }
+}
+
+/** The client given in `options.client`, or a new one made from the other options. */
+function makeClient(o: ErlangFastifyStoreOptions, defaultPrefix: string): SessionClient {
+  if (o.client !== undefined) {
+    if (!(o.client instanceof SessionClient)) throw new ConfigError('client must be a SessionClient');
+    const both = CLIENT_KEYS.filter((k) => o[k] !== undefined);
+    if (both.length > 0) throw new ConfigError(`give either client or ${both.join(', ')} (set them on the client), not both`);
+    return o.client;
+  }
+  let connect: ConnectOptions | undefined = o.connect;
+  if (o.nodes !== undefined) {
+    if (o.connection !== undefined) throw new ConfigError('give either connection or nodes, not both');
+    if (connect?.nodes !== undefined || connect?.node !== undefined) throw new ConfigError('give nodes either as an option or in connect, not both');
+    connect = { ...connect, nodes: o.nodes };
+  }
+  const client = new SessionClient({
+    connection: o.connection,
+    connect,
+    server: o.server,
+    prefix: o.prefix ?? defaultPrefix,
+    serializer: o.serializer,
+    callTimeout: o.callTimeout,
+  });
+  // Connect now rather than at the first request; a failure here is tried again by that request.
+  client.connected().catch(() => undefined);
+  return client;
 }
 
 function cookieExpires(session: FastifySessionLike): number | undefined {

@@ -10,56 +10,72 @@
  * app.use(session({ store, maxAge: 3_600_000 }, app));
  * ```
  *
- * - The id in Erlang is `prefix + key` (prefix default `koa:sess:`).
+ * - Options as ErlangStore's (erl-peb/express): `client` (a SessionClient, whose prefix and
+ *   serializer then apply), or `connect`/`connection`/`nodes`/`server`/`serializer`/`callTimeout`
+ *   for a client of the store's own; `prefix` (default `koa:sess:`); `ttl`.
  * - The TTL is the `maxAge` koa-session passes (its cookie's maxAge plus the 10 s it adds so the
- *   store outlives the cookie); for `maxAge: 'session'` the `ttl` option (seconds, default one day).
+ *   store outlives the cookie); for `maxAge: 'session'`, `ttl` seconds (default one day;
+ *   Infinity: none). A TTL of zero or less destroys the session.
  * - Every save writes the whole session: koa-session keeps its own expiry (`_expire`) inside the
  *   data, so a rolling save must rewrite it, not only extend the TTL.
- * - The methods are bound to the store: they work when koa-session (or anyone) calls them detached.
+ * - The methods are bound to the store: they work when called detached from it.
+ * - Errors of the session server (it is down, a call timed out) reject: koa answers the request
+ *   with a 500 and emits the error on the app, rather than hanging.
  */
 import { EventEmitter } from 'node:events';
+import { inspect } from 'node:util';
+import type { ConnectOptions } from './config';
 import { ConfigError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
 
-export interface ErlangKoaStoreOptions extends Omit<SessionClientOptions, 'prefix'> {
-  /** A SessionClient to use (the store does not close it); else one is made from the other options. */
+export interface ErlangKoaStoreOptions extends SessionClientOptions {
+  /** A client of the session server to use (its prefix and serializer apply; the store does not close it). */
   client?: SessionClient;
   /** Prepended to every session key in Erlang (default `'koa:sess:'`). */
   prefix?: string;
-  /** TTL in seconds of sessions whose maxAge is `'session'` (default 86,400). */
+  /** The session server's nodes, tried in order and failed over (shorthand for `connect.nodes`). */
+  nodes?: string[];
+  /** Seconds a session of maxAge `'session'` lives (default 86,400; Infinity: no expiry). */
   ttl?: number;
 }
 
+const DEFAULT_PREFIX = 'koa:sess:';
 const DEFAULT_TTL_S = 86_400;
+const OPTION_KEYS = new Set(['client', 'connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes', 'ttl']);
+/** Options that configure a client, refused next to `client`. */
+const CLIENT_KEYS = ['connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes'] as const;
 
 export class ErlangKoaStore extends EventEmitter {
   readonly client: SessionClient;
-  readonly prefix: string;
   private readonly ttlS: number;
   private readonly ownsClient: boolean;
 
   constructor(options: ErlangKoaStoreOptions = {}) {
     super();
-    const { client, prefix, ttl, ...clientOptions } = options;
-    if (prefix !== undefined && typeof prefix !== 'string') throw new ConfigError('prefix must be a string');
-    if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) {
-      throw new ConfigError(`ttl must be a positive number of seconds, got ${String(ttl)}`);
-    }
-    this.prefix = prefix ?? 'koa:sess:';
-    this.ttlS = ttl ?? DEFAULT_TTL_S;
-    this.ownsClient = client === undefined;
-    this.client = client ?? new SessionClient(clientOptions);
-    for (const event of ['connect', 'disconnect'] as const) this.client.on(event, (...args: unknown[]) => this.emit(event, ...args));
+    if (typeof options !== 'object' || options === null) throw new ConfigError('ErlangKoaStore options must be an object');
+    for (const k of Object.keys(options)) if (!OPTION_KEYS.has(k)) throw new ConfigError(`unknown ErlangKoaStore option ${inspect(k)}`);
+    const ttl = options.ttl ?? DEFAULT_TTL_S;
+    if (!(typeof ttl === 'number' && ttl > 0)) throw new ConfigError(`ttl must be a number of seconds > 0 (or Infinity), got ${inspect(ttl)}`);
+    this.ttlS = ttl;
+    this.ownsClient = options.client === undefined;
+    this.client = makeClient(options, DEFAULT_PREFIX);
+    this.client.on('connect', (...args: unknown[]) => this.emit('connect', ...args));
+    this.client.on('disconnect', (...args: unknown[]) => this.emit('disconnect', ...args));
     // 'error' only when someone listens: an unhandled 'error' event would end the process.
     this.client.on('error', (err: unknown) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
   }
 
+  /** The prefix of the session keys in the server. */
+  get prefix(): string {
+    return this.client.prefix;
+  }
+
   /** The session data, or null (koa-session then starts a new session). */
   readonly get = async (key: string, _maxAge?: number | 'session', _options?: { rolling?: boolean }): Promise<Record<string, unknown> | null> => {
-    const record = await this.client.get(this.prefix + key);
-    return record === null ? null : (record.data as Record<string, unknown>);
+    const data = (await this.client.get(key))?.data;
+    return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : null;
   };
 
   readonly set = async (
@@ -69,20 +85,44 @@ export class ErlangKoaStore extends EventEmitter {
     _options?: { rolling?: boolean; changed?: boolean },
   ): Promise<void> => {
     const ttlMs = typeof maxAge === 'number' ? maxAge : this.ttlS * 1000;
-    if (!Number.isFinite(ttlMs)) throw new ConfigError(`maxAge must be a number of ms or 'session', got ${String(maxAge)}`);
-    if (ttlMs <= 0) {
-      await this.client.destroy(this.prefix + key);
-      return;
-    }
-    await this.client.set(this.prefix + key, session, Math.round(ttlMs));
+    if (Number.isNaN(ttlMs)) throw new ConfigError(`maxAge must be a number of ms or 'session', got ${inspect(maxAge)}`);
+    if (ttlMs <= 0) await this.client.destroy(key);
+    else await this.client.set(key, session, ttlMs === Infinity ? null : ttlMs);
   };
 
   readonly destroy = async (key: string, _options?: unknown): Promise<void> => {
-    await this.client.destroy(this.prefix + key);
+    await this.client.destroy(key);
   };
 
   /** Closes the client if the store made it. */
   async close(): Promise<void> {
     if (this.ownsClient) await this.client.close();
   }
+}
+
+/** The client given in `options.client`, or a new one made from the other options. */
+function makeClient(o: ErlangKoaStoreOptions, defaultPrefix: string): SessionClient {
+  if (o.client !== undefined) {
+    if (!(o.client instanceof SessionClient)) throw new ConfigError('client must be a SessionClient');
+    const both = CLIENT_KEYS.filter((k) => o[k] !== undefined);
+    if (both.length > 0) throw new ConfigError(`give either client or ${both.join(', ')} (set them on the client), not both`);
+    return o.client;
+  }
+  let connect: ConnectOptions | undefined = o.connect;
+  if (o.nodes !== undefined) {
+    if (o.connection !== undefined) throw new ConfigError('give either connection or nodes, not both');
+    if (connect?.nodes !== undefined || connect?.node !== undefined) throw new ConfigError('give nodes either as an option or in connect, not both');
+    connect = { ...connect, nodes: o.nodes };
+  }
+  const client = new SessionClient({
+    connection: o.connection,
+    connect,
+    server: o.server,
+    prefix: o.prefix ?? defaultPrefix,
+    serializer: o.serializer,
+    callTimeout: o.callTimeout,
+  });
+  // Connect now rather than at the first request; a failure here is tried again by that request.
+  client.connected().catch(() => undefined);
+  return client;
 }

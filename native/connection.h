@@ -1,8 +1,11 @@
 // Connection: one hidden C-node connection to an Erlang node, backing lib/connection.ts.
 //
-// Threads. Each connection owns one I/O thread for its whole life. The thread alone touches the
-// socket: it connects (when the main thread asks), then loops on poll() over the socket and a
-// wake-up fd, writing the packets the main thread queued and reading everything that arrives.
+// Threads. Each connection owns one I/O thread for its whole life. The thread connects (when the
+// main thread asks), then loops on poll() over the socket and a wake-up fd, reading everything
+// that arrives (ei answers the node's ticks) and writing whatever is queued. The one exception
+// to "the I/O thread alone touches the socket": the main thread writes a call's packet itself,
+// non-blocking and under the write lock, when nothing is queued before it, which saves a thread
+// wake-up per call; what the socket does not take at once is left to the I/O thread.
 // Results reach the main thread through one thread-safe function, called only when no drain is
 // already pending; the drain takes everything queued at once. JS values are only ever touched on
 // the main thread: a call is encoded when it is made, replies are decoded in the drain.

@@ -131,8 +131,9 @@ key_spec(Id, Pred) -> spec(Id, Pred, true).
 spec(Key, {expired, Now}, Result) ->
     [{#erl_peb_session{id = Key, expires_at = '$2', _ = '_'}, [{'=<', '$2', Now}], [Result]}];
 spec(Key, {idle, Cutoff}, Result) ->
-    [{#erl_peb_session{id = Key, updated_at = '$2', _ = '_'}, [{'<', '$2', Cutoff}], [Result]}].
+    [{#erl_peb_session{id = Key, updated_at = '$2', _ = '_'}, [{'=<', '$2', Cutoff}], [Result]}].
 
 -spec matches(session(), predicate()) -> boolean().
 matches(#erl_peb_session{expires_at = Exp}, {expired, Now}) -> Exp =< Now;
-matches(#erl_peb_session{updated_at = U}, {idle, Cutoff}) -> U < Cutoff.
+%% Idle for at least the limit: gc(0) removes every session, as a lifetime of 0 means.
+matches(#erl_peb_session{updated_at = U}, {idle, Cutoff}) -> U =< Cutoff.

@@ -15,8 +15,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
-import { loadConfigFile, type ConnectOptions } from '../config';
-import { connect, type CallOptions, type Connection } from '../connection';
+import { loadConfigFile, resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from '../config';
+import { Connection, type CallOptions } from '../connection';
 import { ClosedError, ConfigError, RemoteError } from '../errors';
 import { Atom, atom, Tuple, type Term } from '../terms';
 import { typedSerializer, type SessionSerializer } from './serializer';
@@ -141,7 +141,7 @@ export class SessionClient extends EventEmitter {
   readonly serializer: SessionSerializer;
   private readonly callOptions: CallOptions | undefined;
   private readonly callTimeout: number | undefined;
-  private readonly connectOptions: ConnectOptions | undefined;
+  private readonly connectOptions: ResolvedConnectOptions | undefined;
   private readonly owned: boolean;
   private connection: Connection | undefined;
   private connecting: Promise<Connection> | undefined;
@@ -193,7 +193,7 @@ export class SessionClient extends EventEmitter {
       this.adopt(c);
     } else {
       this.owned = true;
-      this.connectOptions = options.connect ?? {};
+      this.connectOptions = SessionClient.resolveConnect(options.connect ?? {});
     }
   }
 
@@ -212,13 +212,19 @@ export class SessionClient extends EventEmitter {
     return this.connecting;
   }
 
-  private async open(): Promise<Connection> {
-    const o = this.connectOptions!;
+  /** Settled once, here, so that a bad option is a ConfigError now rather than at the first request. */
+  private static resolveConnect(o: ConnectOptions): ResolvedConnectOptions {
     let reconnect = o.reconnect;
     if (reconnect === undefined && process.env.ERL_PEB_RECONNECT === undefined) {
       reconnect = loadConfigFile(o.config).reconnect ?? true;
     }
-    const c = await connect(reconnect === undefined ? o : { ...o, reconnect });
+    return resolveConnectOptions(reconnect === undefined ? o : { ...o, reconnect });
+  }
+
+  private async open(): Promise<Connection> {
+    // What connect() does, from the settings resolved in the constructor.
+    const c = new Connection(this.connectOptions!);
+    await c.start();
     if (this.closed) {
       c.close();
       throw new ClosedError('the session client is closed');

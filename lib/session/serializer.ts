@@ -153,7 +153,7 @@ function setKey(out: Record<string, unknown>, k: string, v: unknown): void {
 function tagged(t: Tuple): unknown {
   const e = t.elements;
   const tag = e[0];
-  if (!(tag instanceof Atom) || !tag.name.startsWith('$')) return undefined;
+  if (!(tag instanceof Atom) || !tag.name.startsWith('$')) return NOT_TAGGED;
   switch (tag) {
     case T_UNDEFINED:
       if (e.length === 1) return undefined;

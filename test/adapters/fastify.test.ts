@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lib/errors';
 import { ErlangFastifyStore } from '../../lib/fastify';
 import { SessionClient } from '../../lib/session/client';
 import { startNode, type ErlangNode } from '../support/erlang-node';
@@ -147,8 +148,9 @@ describe('ErlangFastifyStore with @fastify/session', () => {
   });
 
   it('uses the ttl option when the cookie has no expiry, and a shared SessionClient', async () => {
-    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false } });
-    const ttlStore = new ErlangFastifyStore({ client, prefix: 'ttl:', ttl: 120 });
+    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false }, prefix: 'ttl:' });
+    const ttlStore = new ErlangFastifyStore({ client, ttl: 120 });
+    expect(ttlStore.prefix).toBe('ttl:');
     const app2 = await startApp(ttlStore); // no maxAge: a browser-session cookie
     try {
       const browser = new Client(app2.base);
@@ -162,9 +164,20 @@ describe('ErlangFastifyStore with @fastify/session', () => {
       expect((await browser.get('/count')).body.count).toBe(2);
       // The store does not close a client it was given.
       await ttlStore.close();
-      expect(await client.get(`ttl:${v.body.id}`)).not.toBeNull();
+      expect(await client.get(v.body.id)).not.toBeNull();
     } finally {
       await app2.app.close();
+      await client.close();
+    }
+  });
+
+  it('refuses an option it does not know, and client settings next to a client', async () => {
+    expect(() => new ErlangFastifyStore({ prefx: 'x:' } as never)).toThrow(ConfigError);
+    expect(() => new ErlangFastifyStore({ ttl: 0 })).toThrow(/ttl/);
+    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false } });
+    try {
+      expect(() => new ErlangFastifyStore({ client, prefix: 'x:' })).toThrow(/either client or prefix/);
+    } finally {
       await client.close();
     }
   });

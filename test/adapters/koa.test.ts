@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectionError } from '../../lib/errors';
+import { ConfigError, ConnectionError } from '../../lib/errors';
 import { ErlangKoaStore } from '../../lib/koa';
 import { SessionClient } from '../../lib/session/client';
 import { startNode, type ErlangNode } from '../support/erlang-node';
@@ -149,9 +149,9 @@ describe('ErlangKoaStore with koa-session', () => {
   });
 
   it('expires a session in Erlang at the TTL it was given ("session" cookies use the ttl option)', async () => {
-    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false } });
+    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false }, prefix: 'short:' });
     // maxAge 'session': koa-session passes no number, so the store's ttl (seconds) applies.
-    const shortStore = new ErlangKoaStore({ client, prefix: 'short:', ttl: 0.3 });
+    const shortStore = new ErlangKoaStore({ client, ttl: 0.3 });
     const short = await startApp(shortStore, 'session');
     try {
       const browser = new Client(short.base);
@@ -179,6 +179,17 @@ describe('ErlangKoaStore with koa-session', () => {
     expect(await get('detached', 60_000, { rolling: false })).toEqual({ count: 7 });
     await destroy('detached');
     expect(await get('detached', 60_000, { rolling: false })).toBeNull();
+  });
+
+  it('refuses an option it does not know, and client settings next to a client', async () => {
+    expect(() => new ErlangKoaStore({ maxAge: 5 } as never)).toThrow(ConfigError);
+    expect(() => new ErlangKoaStore({ ttl: -1 })).toThrow(/ttl/);
+    const client = new SessionClient({ connect: { node: node.name, cookie: node.cookie, config: false } });
+    try {
+      expect(() => new ErlangKoaStore({ client, connect: {} })).toThrow(/either client or connect/);
+    } finally {
+      await client.close();
+    }
   });
 
   it('answers a request with an error, not a hang, when the session server cannot be reached', async () => {
