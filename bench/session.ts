@@ -307,7 +307,7 @@ async function main(): Promise<void> {
   try {
     // Schedulers that sleep when idle rather than spin: on 2 cores a spinning BEAM takes time
     // from the app and the load generator.
-    node = await startNode({ codePaths: [EBIN], args: ['+sbwt', 'none', '+sbwtdcpu', 'none', '+sbwtdio', 'none'] });
+    node = await startNode({ codePaths: [EBIN], args: process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : ['+sbwt', 'none', '+sbwtdcpu', 'none', '+sbwtdio', 'none'] });
     const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
     if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
     if (wanted('redis')) redis = await startRedis(notes);
