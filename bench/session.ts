@@ -16,7 +16,13 @@
  * Same connections, warm-up and duration for each store; the timed rounds go round the stores in
  * turn (a change in the machine's load then falls on all of them), and each figure is the median
  * of a store's rounds. Requests per second and p99 latency come from autocannon; non-2xx answers
- * and errors are counted and shown.
+ * and errors are counted and shown. The CPU time per request of the app's process and of the
+ * store's server (from /proc) is shown too: unlike requests per second, it hardly moves with
+ * whatever else the machine is doing.
+ *
+ * The Erlang node runs with schedulers that do not busy-wait (`+sbwt none` and its dirty
+ * counterparts): on a small machine a spinning BEAM takes CPU from the app and the load generator.
+ * BENCH_ERL_ARGS='...' replaces those flags (BENCH_ERL_ARGS='' for Erlang's defaults).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -71,7 +77,7 @@ async function serve(kind: Kind): Promise<void> {
   const session = require('express-session') as typeof import('express-session');
   let store: import('express-session').Store | undefined;
   if (kind === 'erlang') {
-    const { ErlangStore } = require('../lib/express') as typeof import('../lib/express');
+    const { ErlangStore } = require('../dist/express') as typeof import('../dist/express');
     store = new ErlangStore({ connect: { node: process.env.BENCH_ERL_NODE!, cookie: process.env.BENCH_ERL_COOKIE!, config: false } });
   } else if (kind === 'redis') {
     const { createClient } = require('redis') as typeof import('redis');

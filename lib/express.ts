@@ -212,8 +212,8 @@ export class ErlangStore extends Store {
       this.owned = true;
     }
     // express-session listens for these to hand requests on without a session while the node is away.
-    this.client.on('disconnect', () => this.emit('disconnect'));
-    this.client.on('connect', () => this.emit('connect'));
+    this.client.on('disconnect', (error: unknown) => this.emit('disconnect', error));
+    this.client.on('connect', (node: unknown) => this.emit('connect', node));
     this.client.on('error', (e: unknown) => {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
@@ -250,8 +250,8 @@ export class ErlangStore extends Store {
     if (held === undefined || held.released) return;
     held.released = true;
     if (this.heldBySid.get(held.sid) === held) this.heldBySid.delete(held.sid);
-    // Not awaited: calls on one connection arrive in order, so the server applies a write this
-    // follows before it hands the lock on. If the connection is gone, so is the lease.
+    // Not awaited: the write it follows has been answered, so it is applied before the lock
+    // passes on. If the connection is gone, so is the lease.
     this.client.unlock(held.sid, held.token).catch(() => undefined);
   }
 
@@ -287,7 +287,14 @@ export class ErlangStore extends Store {
   override createSession(req: Parameters<Store['createSession']>[0], sess: SessionData): ReturnType<Store['createSession']> {
     const meta = (sess as { [META]?: Meta })[META];
     if (meta !== undefined) delete (sess as { [META]?: Meta })[META];
-    const session = super.createSession(req, sess);
+    let session: ReturnType<Store['createSession']>;
+    try {
+      session = super.createSession(req, sess);
+    } catch (e) {
+      // Not a session express-session can use (no cookie?): the request fails, and lets go of the lock.
+      this.release(meta?.held);
+      throw e;
+    }
     if (meta !== undefined) {
       this.metas.set(session, meta);
       // A request that ends without saving, touching or destroying its session (an aborted
@@ -411,4 +418,3 @@ export class ErlangStore extends Store {
   }
 }
 
-export default ErlangStore;

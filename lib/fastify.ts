@@ -86,12 +86,14 @@ export class ErlangFastifyStore extends EventEmitter {
     return this.client.prefix;
   }
 
-  set(sessionId: string, session: FastifySessionLike, callback: Callback): void {
+  /** `session` is @fastify/session's Session (typed loosely: its declared type varies with the app's). */
+  set(sessionId: string, session: object, callback: Callback): void {
     let data: Record<string, unknown>;
     let ttlMs: number;
     try {
-      data = plainSession(session);
-      ttlMs = this.ttlMs(session);
+      if (typeof session !== 'object' || session === null) throw new ConfigError(`a session must be an object, got ${inspect(session)}`);
+      data = plainSession(session as FastifySessionLike);
+      ttlMs = this.ttlMs(session as FastifySessionLike);
     } catch (err) {
       callback(err);
       return;
@@ -103,11 +105,12 @@ export class ErlangFastifyStore extends EventEmitter {
     );
   }
 
-  get(sessionId: string, callback: (err: unknown, session?: Record<string, unknown> | null) => void): void {
+  /** `S`: the app's session type (@fastify/session's Session); the data is what `set` stored. */
+  get<S = Record<string, unknown>>(sessionId: string, callback: (err: unknown, session?: S | null) => void): void {
     this.client.get(sessionId).then(
       (record) => {
         const data = record?.data;
-        callback(null, typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : null);
+        callback(null, typeof data === 'object' && data !== null ? (data as S) : null);
       },
       (err: unknown) => callback(err),
     );

@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const dist = path.join(__dirname, '..', 'dist');
-const entries = { index: './index.js', pure: './pure.js' };
+const entries = { index: './index.js', pure: './pure.js', express: './express.js', fastify: './fastify.js', koa: './koa.js' };
 fs.mkdirSync(path.join(dist, 'esm'), { recursive: true });
 for (const [name, file] of Object.entries(entries)) {
   const abs = path.join(dist, file);

@@ -14,7 +14,7 @@
 import { createHmac } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { ErlangStore } from '../express';
-import type { SessionClient } from '../session/client';
+import { SessionClient } from '../session/client';
 import { boolFlag, CliError, parseArgs, stringFlag, UsageError, type FlagSpecs, type Parsed } from './args';
 import { epmdPort, lookupNode } from './epmd';
 import { serverCommand, type Output } from './server';
@@ -178,15 +178,22 @@ async function run(p: Parsed, o: Output, e: CliEnvironment): Promise<number> {
   if (!/^[A-Za-z0-9_-]+@[A-Za-z0-9_.-]+$/.test(node)) throw new UsageError(`--node must be a node name like name@127.0.0.1, got '${node}'`);
   const { express, session, ErlangStore: Store } = loadExpress();
 
-  const server = await ensureServer(node, p, o, e);
+  // Listening for Ctrl-C from here on: one that comes while the server starts is kept for when
+  // it has started, so that what was started is also stopped.
+  const signal = signals();
+  let server: ServerState;
+  try {
+    server = await ensureServer(node, p, o, e);
+  } catch (err) {
+    signal.dispose();
+    throw err;
+  }
   let client: SessionClient | undefined;
   let http: Server | undefined;
   try {
     const cookie = findCookie(p, e, loadConfig(p, e));
     if (cookie === undefined) throw new CliError(`no Erlang cookie found for ${node}: give it with --cookie-file`);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { SessionClient: Client } = require('../session/client') as typeof import('../session/client');
-    client = new Client({ connect: { node, cookie: cookie.value, config: false }, prefix: PREFIX });
+    client = new SessionClient({ connect: { node, cookie: cookie.value, config: false }, prefix: PREFIX });
     const c = client;
     // The node holding the sessions, as the server itself names it (looked up again after a reconnection).
     const status = await c.status();
@@ -218,6 +225,11 @@ async function run(p: Parsed, o: Output, e: CliEnvironment): Promise<number> {
     );
     let listening = port;
     app.get('/', (req, res) => {
+      // express-session hands requests on without a session while the store is disconnected.
+      if (req.session === undefined) {
+        res.status(503).type('html').send(errorPage(new Error(`the session server ${holder} is out of reach; the app reconnects by itself`)));
+        return;
+      }
       const s = req.session as unknown as { visits?: number };
       s.visits = (s.visits ?? 0) + 1;
       const expires = req.session.cookie.expires;
@@ -253,13 +265,20 @@ async function run(p: Parsed, o: Output, e: CliEnvironment): Promise<number> {
       ].join('\n'),
     );
 
-    await untilSignal();
+    await signal.received;
     o.out('\nerl-peb demo: stopping\n');
     return 0;
   } finally {
-    if (http !== undefined) await closeHttp(http);
-    await client?.close();
-    await stopServer(server, p, o, e);
+    // Further signals (a second Ctrl-C, or one sent to the whole process group) must not cut
+    // the stop short and leave the node running: the stop has its own timeout.
+    signal.onAgain(() => o.err('erl-peb demo: still stopping...\n'));
+    try {
+      if (http !== undefined) await closeHttp(http);
+      await client?.close();
+      await stopServer(server, p, o, e);
+    } finally {
+      signal.dispose();
+    }
   }
 }
 
@@ -282,17 +301,39 @@ function closeHttp(s: Server): Promise<void> {
   });
 }
 
-/** Resolves at the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
+interface Signals {
+  /** Resolves at the first SIGINT or SIGTERM. */
+  readonly received: Promise<void>;
+  /** What to do at the signals after the first. */
+  onAgain(fn: () => void): void;
+  /** Stops listening: the signals' default action (exit) applies again. */
+  dispose(): void;
+}
+
+function signals(): Signals {
+  let first: () => void = () => undefined;
+  let again: () => void = () => undefined;
+  let seen = false;
+  const received = new Promise<void>((resolve) => {
+    first = resolve;
   });
+  const handler = (): void => {
+    if (seen) again();
+    seen = true;
+    first();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    received,
+    onAgain: (fn) => {
+      again = fn;
+    },
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@
  *   `{error, Reason}`, or is not running: reason `noproc`), ConfigError (bad options or arguments).
  * - When the client connects by itself it does so lazily, at the first call, and with `reconnect`
  *   on unless the settings say otherwise: a session store must come back when its node does. A
- *   failed first connect is tried again by the next call.
+ *   failed first connect is tried again by the next call. Its replies decode binaries as strings
+ *   and maps as objects unless the settings give `decode` (the serializer reads either form).
  */
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import { loadConfigFile, resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from '../config';
+import type { DecodeOptions } from '../codec/options';
 import { Connection, type CallOptions } from '../connection';
 import { ClosedError, ConfigError, RemoteError } from '../errors';
 import { Atom, atom, Tuple, type Term } from '../terms';
@@ -49,6 +51,7 @@ const PAGE = 1000;
 /** Destroys in flight at once when clearing one prefix. */
 const CLEAR_BATCH = 256;
 const MAX_TIMER = 2 ** 31 - 1;
+const SESSION_DECODE: DecodeOptions = Object.freeze({ binaries: 'string', maps: 'object' });
 
 const A_GET = atom('get');
 const A_SET = atom('set');
@@ -212,13 +215,20 @@ export class SessionClient extends EventEmitter {
     return this.connecting;
   }
 
-  /** Settled once, here, so that a bad option is a ConfigError now rather than at the first request. */
+  /**
+   * Settled once, here, so that a bad option is a ConfigError now rather than at the first request.
+   * Unless the settings say otherwise: reconnect, and decode binaries as strings and maps as
+   * objects (what sessions are made of; cheaper than Buffers and Maps turned into them after).
+   */
   private static resolveConnect(o: ConnectOptions): ResolvedConnectOptions {
-    let reconnect = o.reconnect;
-    if (reconnect === undefined && process.env.ERL_PEB_RECONNECT === undefined) {
-      reconnect = loadConfigFile(o.config).reconnect ?? true;
-    }
-    return resolveConnectOptions(reconnect === undefined ? o : { ...o, reconnect });
+    const env = process.env;
+    const wantReconnect = o.reconnect === undefined && env.ERL_PEB_RECONNECT === undefined;
+    const file = wantReconnect || o.decode === undefined ? loadConfigFile(o.config) : {};
+    return resolveConnectOptions({
+      ...o,
+      reconnect: o.reconnect ?? (wantReconnect ? (file.reconnect ?? true) : undefined),
+      decode: o.decode ?? file.decode ?? SESSION_DECODE,
+    });
   }
 
   private async open(): Promise<Connection> {

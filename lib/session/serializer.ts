@@ -13,7 +13,8 @@
  * | NaN, Infinity, -Infinity             | `{'$number', <<"NaN">> \| <<"Infinity">> \| <<"-Infinity">>}` |
  * | boolean                              | `true` / `false`                                    |
  * | null                                 | `undefined`                                         |
- * | undefined (a value, or an array hole) | `{'$undefined'}`                                   |
+ * | undefined (in an array, Map or Set)  | `{'$undefined'}` (an array's hole reads back as undefined) |
+ * | an object property set to undefined  | left out, as JSON does (reads back as undefined; only `in` tells) |
  * | array                                | list                                                |
  * | plain object                         | map with binary keys                                |
  * | Date                                 | `{'$date', UnixMs}` (`{'$date', undefined}` for an invalid date) |
@@ -59,8 +60,21 @@ const MAX_DEPTH = 1024;
 
 const UNDEFINED_TERM = new Tuple([T_UNDEFINED]);
 
-function key(path: string, k: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`;
+/**
+ * Where the walk is, kept as segments (an object key, an array index, or a ready-made piece) and
+ * made into a path such as `$.cart[3].price` only for an error.
+ */
+class Where {
+  readonly segments: Array<string | number | { raw: string }> = [];
+  path(): string {
+    let p = '$';
+    for (const s of this.segments) {
+      if (typeof s === 'number') p += `[${s}]`;
+      else if (typeof s === 'string') p += /^[A-Za-z_$][\w$]*$/.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`;
+      else p += s.raw;
+    }
+    return p;
+  }
 }
 
 function serializeNumber(n: number): Term {
@@ -69,10 +83,17 @@ function serializeNumber(n: number): Term {
   return new Tuple([T_NUMBER, Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity']);
 }
 
-function serializeObject(o: object, path: string, depth: number): Term {
+function serializeObject(o: object, at: Where, depth: number): Term {
   const out: Record<string, Term> = {};
+  const segments = at.segments;
   for (const k of Object.keys(o)) {
-    const v = serializeValue((o as Record<string, unknown>)[k], key(path, k), depth);
+    const value = (o as Record<string, unknown>)[k];
+    // Left out, as JSON does: Erlang code then sees a key only when it has a value (an
+    // express-session cookie has several undefined fields).
+    if (value === undefined) continue;
+    segments.push(k);
+    const v = serializeValue(value, at, depth);
+    segments.pop();
     // An own '__proto__' key must stay a key, not set the prototype.
     if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
     else out[k] = v;
@@ -80,7 +101,7 @@ function serializeObject(o: object, path: string, depth: number): Term {
   return out;
 }
 
-function serializeValue(v: unknown, path: string, depth: number): Term {
+function serializeValue(v: unknown, at: Where, depth: number): Term {
   switch (typeof v) {
     case 'string':
     case 'boolean':
@@ -93,20 +114,25 @@ function serializeValue(v: unknown, path: string, depth: number): Term {
       return new Tuple([T_BIGINT, v]);
     case 'function':
     case 'symbol':
-      throw new EncodeError(`a ${typeof v} cannot be kept in a session (${inspect(v)})`, path);
+      throw new EncodeError(`a ${typeof v} cannot be kept in a session (${inspect(v)})`, at.path());
   }
   if (v === null) return null;
-  if (depth >= MAX_DEPTH) throw new EncodeError(`nesting deeper than ${MAX_DEPTH} (a cycle?)`, path);
+  if (depth >= MAX_DEPTH) throw new EncodeError(`nesting deeper than ${MAX_DEPTH} (a cycle?)`, at.path());
   const d = depth + 1;
   const o = v as object;
+  const segments = at.segments;
   if (Array.isArray(o)) {
     const out = new Array<Term>(o.length);
     // A for loop (not map) so that holes become undefined values.
-    for (let i = 0; i < o.length; i++) out[i] = serializeValue(o[i], `${path}[${i}]`, d);
+    for (let i = 0; i < o.length; i++) {
+      segments.push(i);
+      out[i] = serializeValue(o[i], at, d);
+      segments.pop();
+    }
     return out;
   }
   const proto = Object.getPrototypeOf(o) as object | null;
-  if (proto === Object.prototype || proto === null) return serializeObject(o, path, d);
+  if (proto === Object.prototype || proto === null) return serializeObject(o, at, d);
   if (o instanceof Date) {
     const ms = o.getTime();
     return new Tuple([T_DATE, Number.isNaN(ms) ? null : ms]);
@@ -117,7 +143,11 @@ function serializeValue(v: unknown, path: string, depth: number): Term {
     const pairs: Term[] = [];
     let i = 0;
     for (const [k, val] of o) {
-      pairs.push(new Tuple([serializeValue(k, `${path}.keys[${i}]`, d), serializeValue(val, `${path}.values[${i}]`, d)]));
+      segments.push({ raw: `.keys[${i}]` });
+      const key = serializeValue(k, at, d);
+      segments[segments.length - 1] = { raw: `.values[${i}]` };
+      pairs.push(new Tuple([key, serializeValue(val, at, d)]));
+      segments.pop();
       i++;
     }
     return new Tuple([T_MAP, pairs]);
@@ -125,13 +155,17 @@ function serializeValue(v: unknown, path: string, depth: number): Term {
   if (o instanceof Set) {
     const items: Term[] = [];
     let i = 0;
-    for (const item of o) items.push(serializeValue(item, `${path}.values[${i++}]`, d));
+    for (const item of o) {
+      segments.push({ raw: `.values[${i++}]` });
+      items.push(serializeValue(item, at, d));
+      segments.pop();
+    }
     return new Tuple([T_SET, items]);
   }
   if ((o as { [TERM_KIND]?: Kind })[TERM_KIND] !== undefined) return o as Term;
   const toJSON = (o as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return serializeValue(toJSON.call(o, ''), path, d);
-  return serializeObject(o, path, d);
+  if (typeof toJSON === 'function') return serializeValue(toJSON.call(o, ''), at, d);
+  return serializeObject(o, at, d);
 }
 
 function text(b: Buffer): string | Buffer {
@@ -250,7 +284,7 @@ function deserializeValue(t: unknown): unknown {
 /** Keeps Date, Map, Set, bigint, Buffer, undefined and nested objects; see the file comment for the stored shape. */
 export const typedSerializer: SessionSerializer = Object.freeze({
   serialize(data: unknown): Term {
-    return serializeValue(data, '$', 0);
+    return serializeValue(data, new Where(), 0);
   },
   deserialize(term: Term): unknown {
     return deserializeValue(term);

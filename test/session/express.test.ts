@@ -245,7 +245,7 @@ describe('ErlangStore with express-session', () => {
         prefix: 'custom:',
         serializer: {
           serialize: (d) => (calls.push('serialize'), { wrapped: JSON.stringify(d) }),
-          deserialize: (t) => (calls.push('deserialize'), JSON.parse(String([...(t as Map<Buffer, Buffer>).values()][0]))),
+          deserialize: (t) => (calls.push('deserialize'), JSON.parse(String((t as { wrapped: string }).wrapped))),
         },
       }),
     );
@@ -309,6 +309,40 @@ describe('ErlangStore with lock', () => {
     await b.get('/visit');
     expect((await b.get('/drop')).body).toStrictEqual({ dropped: true });
     expect((await b.get('/visit')).body.visits).toBe(2);
+  });
+
+  it('gives the lock back when a request destroys or regenerates its session', async () => {
+    const a = await app(store({ lock: { lease: 60_000, wait: 2_000 }, prefix: 'destroy:' }));
+    const b = new Browser(a.url);
+    await b.get('/visit');
+    const cookies = new Map(b.cookies);
+    expect((await b.get('/destroy')).body).toStrictEqual({ destroyed: true });
+    // The same (destroyed) session id again: its lock is free, and a new session starts.
+    for (const [k, v] of cookies) b.cookies.set(k, v);
+    expect((await b.get('/visit')).body.visits).toBe(1);
+    const before = new Map(b.cookies);
+    const sidBefore = b.sid;
+    const regenerated = await b.get('/regenerate');
+    expect(regenerated.body.id).not.toBe(sidBefore);
+    expect(b.sid).toBe(regenerated.body.id);
+    expect((await b.get('/visit')).body.visits).toBe(101);
+    // The session regenerate replaced: its lock is free too.
+    b.cookies.clear();
+    for (const [k, v] of before) b.cookies.set(k, v);
+    expect((await b.get('/visit')).body.visits).toBe(1);
+  });
+
+  it('gives the lock back when express-session cannot use what it read', async () => {
+    const a = await app(store({ lock: { lease: 60_000, wait: 2_000 }, prefix: 'broken:' }));
+    const b = new Browser(a.url);
+    await b.get('/visit');
+    // Erlang code replaces the session with a map express-session cannot take (it has no cookie).
+    await node.evalText(`erl_peb:set(<<"broken:${b.sid}">>, #{<<"visits">> => 5}, 60000)`);
+    for (let i = 0; i < 2; i++) {
+      const r = await b.get('/visit');
+      expect(r.status).toBe(500);
+      expect(r.body.name).toBe('TypeError'); // not a TimeoutError waiting for the lock
+    }
   });
 
   it('gives the lock back when the client aborts its request', async () => {

@@ -66,7 +66,8 @@ describe('typedSerializer round trips', () => {
     it(`keeps every type through ETF (${label})`, () => {
       const data = sample();
       const back = throughEtf(data, options) as Record<string, unknown>;
-      expect(back).toStrictEqual(data);
+      const { missing: _missing, ...expected } = data;
+      expect(back).toStrictEqual(expected);
       // toStrictEqual does not tell these apart: check them one by one.
       expect(Object.is(back.negZero, -0)).toBe(true);
       expect(Buffer.isBuffer(back.raw)).toBe(true);
@@ -76,7 +77,7 @@ describe('typedSerializer round trips', () => {
       expect(typeof back.small).toBe('bigint');
       expect(back.when).toBeInstanceOf(Date);
       expect(Number.isNaN((back.invalid as Date).getTime())).toBe(true);
-      expect('missing' in back).toBe(true);
+      expect('missing' in back).toBe(false); // left out, as JSON does
       expect(1 in (back.withUndefined as unknown[])).toBe(true);
       expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
       expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toBe('a key, not a prototype');
@@ -136,11 +137,11 @@ describe('typedSerializer round trips', () => {
   });
 
   it('stores the shape its doc comment gives', () => {
-    const t = serialize({ d: new Date(5), n: null, u: undefined, b: 1n, s: new Set([1]), m: new Map([[1, 2]]), nan: NaN });
+    const t = serialize({ d: new Date(5), n: null, u: undefined, l: [undefined], b: 1n, s: new Set([1]), m: new Map([[1, 2]]), nan: NaN });
     expect(t).toStrictEqual({
       d: tuple(atom('$date'), 5),
       n: null,
-      u: tuple(atom('$undefined')),
+      l: [tuple(atom('$undefined'))],
       b: tuple(atom('$bigint'), 1n),
       s: tuple(atom('$set'), [1]),
       m: tuple(atom('$map'), [tuple(1, 2)]),
