@@ -14,20 +14,13 @@
 #include <cstring>
 #include <string>
 
+#include "etf_tags.h"
+
 namespace erlpeb {
 namespace dist {
 
 constexpr uint8_t kPassThrough = 112;
-constexpr uint8_t kVersion = 131;
-constexpr uint8_t kSmallInteger = 97;
-constexpr uint8_t kSmallTuple = 104;
-constexpr uint8_t kAtom = 100;
-constexpr uint8_t kSmallAtom = 115;
-constexpr uint8_t kAtomUtf8 = 118;
-constexpr uint8_t kSmallAtomUtf8 = 119;
-constexpr uint8_t kNewPid = 88;
-constexpr uint8_t kPid = 103;
-constexpr uint8_t kNewerReference = 90;
+using namespace erlpeb::tag;  // NOLINT: the ETF tags, by their short names
 
 // Control message operations.
 constexpr uint8_t kOpSend = 2;
