@@ -30,9 +30,9 @@
 import { inspect } from 'node:util';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Store, type SessionData } from 'express-session';
-import type { ConnectOptions } from './config';
 import { ConfigError, TimeoutError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
+import { storeClient } from './session/store-client';
 import type { SessionSerializer } from './session/serializer';
 import type { Term } from './terms';
 
@@ -85,8 +85,6 @@ const OPTION_KEYS = new Set([
   'client', 'connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout',
   'nodes', 'ttl', 'disableTouch', 'touchAfter', 'lock',
 ]);
-/** Options that configure a client, refused next to `client`. */
-const CLIENT_KEYS = ['connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes'] as const;
 
 /** What a session read by this store carries to its save or touch. */
 interface Meta {
@@ -188,37 +186,13 @@ export class ErlangStore extends Store {
       this.lock = { lease: ms('lock.lease', lock.lease, 1, DEFAULT_LOCK_LEASE), wait: ms('lock.wait', lock.wait, 0, DEFAULT_LOCK_WAIT) };
     } else throw new ConfigError(`lock must be true, false or { lease, wait }, got ${inspect(lock)}`);
 
-    if (o.client !== undefined) {
-      if (!(o.client instanceof SessionClient)) throw new ConfigError('client must be a SessionClient');
-      const both = CLIENT_KEYS.filter((k) => o[k] !== undefined);
-      if (both.length > 0) throw new ConfigError(`give either client or ${both.join(', ')} (set them on the client), not both`);
-      this.client = o.client;
-      this.owned = false;
-    } else {
-      let connect: ConnectOptions | undefined = o.connect;
-      if (o.nodes !== undefined) {
-        if (o.connection !== undefined) throw new ConfigError('give either connection or nodes, not both');
-        if (connect?.nodes !== undefined || connect?.node !== undefined) throw new ConfigError('give nodes either as an option or in connect, not both');
-        connect = { ...connect, nodes: o.nodes };
-      }
-      this.client = new SessionClient({
-        connection: o.connection,
-        connect,
-        server: o.server,
-        prefix: o.prefix ?? DEFAULT_PREFIX,
-        serializer: resolveSerializer(o.serializer),
-        callTimeout: o.callTimeout,
-      });
-      this.owned = true;
-    }
+    ({ client: this.client, owned: this.owned } = storeClient(o, DEFAULT_PREFIX, resolveSerializer(o.serializer)));
     // express-session listens for these to hand requests on without a session while the node is away.
     this.client.on('disconnect', (error: unknown) => this.emit('disconnect', error));
     this.client.on('connect', (node: unknown) => this.emit('connect', node));
     this.client.on('error', (e: unknown) => {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
-    // Connect now rather than at the first request; a failure here is retried by that request.
-    this.client.connected().catch(() => undefined);
   }
 
   /** The prefix of the session ids in the server. */

@@ -13,3 +13,4 @@ export type { ConnectOptions, ReconnectOptions, ResolvedConnectOptions, ConfigFi
 export { peb } from './peb';
 export type { PebLink } from './peb';
 export { printTerm, compareTerms } from './peb/print';
+export * from './session';

@@ -24,9 +24,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
-import type { ConnectOptions } from './config';
 import { ConfigError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
+import { storeClient } from './session/store-client';
 
 export interface ErlangKoaStoreOptions extends SessionClientOptions {
   /** A client of the session server to use (its prefix and serializer apply; the store does not close it). */
@@ -42,8 +42,6 @@ export interface ErlangKoaStoreOptions extends SessionClientOptions {
 const DEFAULT_PREFIX = 'koa:sess:';
 const DEFAULT_TTL_S = 86_400;
 const OPTION_KEYS = new Set(['client', 'connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes', 'ttl']);
-/** Options that configure a client, refused next to `client`. */
-const CLIENT_KEYS = ['connection', 'connect', 'server', 'prefix', 'serializer', 'callTimeout', 'nodes'] as const;
 
 export class ErlangKoaStore extends EventEmitter {
   readonly client: SessionClient;
@@ -57,8 +55,7 @@ export class ErlangKoaStore extends EventEmitter {
     const ttl = options.ttl ?? DEFAULT_TTL_S;
     if (!(typeof ttl === 'number' && ttl > 0)) throw new ConfigError(`ttl must be a number of seconds > 0 (or Infinity), got ${inspect(ttl)}`);
     this.ttlS = ttl;
-    this.ownsClient = options.client === undefined;
-    this.client = makeClient(options, DEFAULT_PREFIX);
+    ({ client: this.client, owned: this.ownsClient } = storeClient(options, DEFAULT_PREFIX, options.serializer));
     this.client.on('connect', (...args: unknown[]) => this.emit('connect', ...args));
     this.client.on('disconnect', (...args: unknown[]) => this.emit('disconnect', ...args));
     // 'error' only when someone listens: an unhandled 'error' event would end the process.
@@ -100,29 +97,3 @@ export class ErlangKoaStore extends EventEmitter {
   }
 }
 
-/** The client given in `options.client`, or a new one made from the other options. */
-function makeClient(o: ErlangKoaStoreOptions, defaultPrefix: string): SessionClient {
-  if (o.client !== undefined) {
-    if (!(o.client instanceof SessionClient)) throw new ConfigError('client must be a SessionClient');
-    const both = CLIENT_KEYS.filter((k) => o[k] !== undefined);
-    if (both.length > 0) throw new ConfigError(`give either client or ${both.join(', ')} (set them on the client), not both`);
-    return o.client;
-  }
-  let connect: ConnectOptions | undefined = o.connect;
-  if (o.nodes !== undefined) {
-    if (o.connection !== undefined) throw new ConfigError('give either connection or nodes, not both');
-    if (connect?.nodes !== undefined || connect?.node !== undefined) throw new ConfigError('give nodes either as an option or in connect, not both');
-    connect = { ...connect, nodes: o.nodes };
-  }
-  const client = new SessionClient({
-    connection: o.connection,
-    connect,
-    server: o.server,
-    prefix: o.prefix ?? defaultPrefix,
-    serializer: o.serializer,
-    callTimeout: o.callTimeout,
-  });
-  // Connect now rather than at the first request; a failure here is tried again by that request.
-  client.connected().catch(() => undefined);
-  return client;
-}

@@ -246,10 +246,6 @@ function directive(ch: string, v: unknown, format: string, pos: number, path: st
   }
 }
 
-function isEmptyContainer(item: Item): boolean {
-  return item.kind !== 'directive' && item.items.length === 0;
-}
-
 function build(item: Item, v: unknown, present: boolean, format: string, path: string): Term {
   if (item.kind === 'directive') {
     if (!present) {

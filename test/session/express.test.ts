@@ -106,7 +106,7 @@ describe('ErlangStore with express-session', () => {
     expect(await new Promise((resolve) => s.length((_e, n) => resolve(n)))).toBe(2);
     expect(await s.ids()).toStrictEqual(['a', 'b']);
     const all = await s.all();
-    expect(all!.map((x) => [(x as { id: string }).id, x.visits])).toStrictEqual([
+    expect(all!.map((x) => [(x as unknown as { id: string }).id, x.visits])).toStrictEqual([
       ['a', 1],
       ['b', 2],
     ]);
