@@ -32,7 +32,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Store, type SessionData } from 'express-session';
 import { ConfigError, TimeoutError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
-import { storeClient } from './session/store-client';
+import { forwardClientEvents, storeClient } from './session/store-client';
 import type { SessionSerializer } from './session/serializer';
 import type { Term } from './terms';
 
@@ -188,11 +188,7 @@ export class ErlangStore extends Store {
 
     ({ client: this.client, owned: this.owned } = storeClient(o, DEFAULT_PREFIX, resolveSerializer(o.serializer)));
     // express-session listens for these to hand requests on without a session while the node is away.
-    this.client.on('disconnect', (error: unknown) => this.emit('disconnect', error));
-    this.client.on('connect', (node: unknown) => this.emit('connect', node));
-    this.client.on('error', (e: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', e);
-    });
+    forwardClientEvents(this.client, this);
   }
 
   /** The prefix of the session ids in the server. */

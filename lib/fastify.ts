@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import { ConfigError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
-import { storeClient } from './session/store-client';
+import { forwardClientEvents, storeClient } from './session/store-client';
 
 export type Callback = (err?: unknown) => void;
 
@@ -69,13 +69,7 @@ export class ErlangFastifyStore extends EventEmitter {
     }
     this.ttl = ttl;
     ({ client: this.client, owned: this.ownsClient } = storeClient(options, DEFAULT_PREFIX, options.serializer));
-    // The client's connection events, for apps that watch the store (as express-session does).
-    this.client.on('connect', (...args: unknown[]) => this.emit('connect', ...args));
-    this.client.on('disconnect', (...args: unknown[]) => this.emit('disconnect', ...args));
-    // 'error' only when someone listens: an unhandled 'error' event would end the process.
-    this.client.on('error', (err: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
+    forwardClientEvents(this.client, this);
   }
 
   /** The prefix of the session ids in the server. */

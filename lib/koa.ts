@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import { ConfigError } from './errors';
 import { SessionClient, type SessionClientOptions } from './session/client';
-import { storeClient } from './session/store-client';
+import { forwardClientEvents, storeClient } from './session/store-client';
 
 export interface ErlangKoaStoreOptions extends SessionClientOptions {
   /** A client of the session server to use (its prefix and serializer apply; the store does not close it). */
@@ -56,12 +56,7 @@ export class ErlangKoaStore extends EventEmitter {
     if (!(typeof ttl === 'number' && ttl > 0)) throw new ConfigError(`ttl must be a number of seconds > 0 (or Infinity), got ${inspect(ttl)}`);
     this.ttlS = ttl;
     ({ client: this.client, owned: this.ownsClient } = storeClient(options, DEFAULT_PREFIX, options.serializer));
-    this.client.on('connect', (...args: unknown[]) => this.emit('connect', ...args));
-    this.client.on('disconnect', (...args: unknown[]) => this.emit('disconnect', ...args));
-    // 'error' only when someone listens: an unhandled 'error' event would end the process.
-    this.client.on('error', (err: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
+    forwardClientEvents(this.client, this);
   }
 
   /** The prefix of the session keys in the server. */

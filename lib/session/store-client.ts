@@ -1,4 +1,5 @@
-/** How every store (express, Fastify, Koa) gets its SessionClient from its options. */
+/** How every store (express, Fastify, Koa) gets its SessionClient from its options and watches it. */
+import type { EventEmitter } from 'node:events';
 import { ConfigError } from '../errors';
 import type { ConnectOptions } from '../config';
 import { SessionClient, type SessionClientOptions } from './client';
@@ -46,4 +47,17 @@ export function storeClient(
   });
   client.connected().catch(() => undefined);
   return { client, owned: true };
+}
+
+/**
+ * Re-emits the client's 'connect' and 'disconnect' on the store, as express-session (and apps that
+ * watch a store) expect; 'error' only when the store has a listener, since an unhandled 'error'
+ * event would end the process.
+ */
+export function forwardClientEvents(client: SessionClient, store: EventEmitter): void {
+  client.on('connect', (...args: unknown[]) => store.emit('connect', ...args));
+  client.on('disconnect', (...args: unknown[]) => store.emit('disconnect', ...args));
+  client.on('error', (err: unknown) => {
+    if (store.listenerCount('error') > 0) store.emit('error', err);
+  });
 }
