@@ -42,8 +42,14 @@ export interface NativeBinding {
   [name: string]: unknown;
 }
 
-/** Where the addon is built, from the package root (this file sits one level down, in lib/ or dist/). */
-export const NATIVE_ADDON_PATH = path.join(__dirname, '..', 'build', 'Release', 'erl_peb.node');
+/**
+ * Where the addon is built, from the package root (this file sits one level down, in lib/ or dist/).
+ * ERL_PEB_ADDON_PATH, when set, names another build to load instead: it is how the sanitizer build
+ * (build-asan/, `npm run test:asan`) runs under the same tests. Not meant for production use.
+ */
+export const NATIVE_ADDON_PATH = process.env.ERL_PEB_ADDON_PATH
+  ? path.resolve(process.env.ERL_PEB_ADDON_PATH)
+  : path.join(__dirname, '..', 'build', 'Release', 'erl_peb.node');
 
 // Captured now, so that code replacing globals or prototype methods later cannot change what the
 // codec does.

@@ -92,8 +92,11 @@ export class ErlangNode {
       ...(options.args ?? []),
       '-eval', EVAL_LOOP,
     ];
+    // A test process run under the sanitizer build (npm run test:asan) has ASan preloaded and its
+    // options set; the Erlang VM (and the EPMD it starts) must run without them.
+    const { LD_PRELOAD: _preload, ASAN_OPTIONS: _asan, UBSAN_OPTIONS: _ubsan, ...env } = process.env;
     const proc = spawn('erl', args, {
-      env: { ...process.env, ERL_EPMD_ADDRESS: '127.0.0.1', ...options.env },
+      env: { ...env, ERL_EPMD_ADDRESS: '127.0.0.1', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const node = new ErlangNode(name, cookie, proc);
