@@ -38,7 +38,9 @@ default(table) -> erl_peb_sessions;
 default(lock_table) -> erl_peb_session_locks;
 default(default_ttl) -> 86400000;
 default(sweep_interval) -> 5000;
-default(sweep_batch) -> 100;  % small steps: the server answers calls between them
+%% auto: 100 for ETS, whose server deletes each step itself and answers calls only between steps;
+%% 1000 for Mnesia, whose steps are transactions run by the sweeper, not the server.
+default(sweep_batch) -> auto;
 default(max_page) -> 10000;
 %% undefined: keep the Mnesia table's own setting (false when this node creates the table).
 default(majority) -> undefined;
@@ -54,6 +56,8 @@ default(disc_sync) -> true.
 load() ->
     load(keys(), #{}).
 
+load([], #{sweep_batch := auto, backend := Backend} = Acc) ->
+    {ok, Acc#{sweep_batch := case Backend of ets -> 100; mnesia -> 1000 end}};
 load([], Acc) ->
     {ok, Acc};
 load([Key | Rest], Acc) ->
@@ -72,6 +76,7 @@ validate(lock_table, V) when is_atom(V), V =/= undefined -> {ok, V};
 validate(default_ttl, V) when is_integer(V), V > 0 -> {ok, V};
 validate(sweep_interval, infinity) -> {ok, infinity};
 validate(sweep_interval, V) when is_integer(V), V > 0, V =< 4294967295 -> {ok, V};
+validate(sweep_batch, auto) -> {ok, auto};
 validate(sweep_batch, V) when is_integer(V), V > 0 -> {ok, V};
 validate(max_page, V) when is_integer(V), V > 0 -> {ok, V};
 validate(majority, V) when is_boolean(V); V =:= undefined -> {ok, V};

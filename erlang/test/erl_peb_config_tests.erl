@@ -32,6 +32,24 @@ config_test_() ->
                    application:unset_env(erl_peb, sweep_batch)
                end
        end},
+      {"the sweep batch follows the backend unless it is set",
+       fun() ->
+               _ = application:load(erl_peb),
+               Batch = fun(Backend) ->
+                               ok = application:set_env(erl_peb, backend, Backend),
+                               {ok, #{sweep_batch := B}} = erl_peb_config:load(),
+                               B
+                       end,
+               try
+                   ?assertEqual(100, Batch(ets)),
+                   ?assertEqual(1000, Batch(mnesia)),
+                   ok = application:set_env(erl_peb, sweep_batch, 7),
+                   ?assertEqual(7, Batch(mnesia))
+               after
+                   application:unset_env(erl_peb, sweep_batch),
+                   application:unset_env(erl_peb, backend)
+               end
+       end},
       {"start_server/1 while running says so",
        fun() ->
                ok = erl_peb:start_server(#{backend => ets}),
