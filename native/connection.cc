@@ -733,19 +733,33 @@ Napi::Value Connection::Call(const Napi::CallbackInfo& info) {
   uint64_t monitorId = IdArg(env, info[3], "monitorId");
   target_.clear();
   bool isPid = EncodeTarget(env, info[1], target_);
+  GenCall call = BeginGenCall(id, monitorId, isPid);
+  EncodeTerm(AddonData::Of(env), info[2], scratch_, c.encode);
+  EndGenCall(env, call, "the request is too large for one distribution packet");
+  return env.Undefined();
+}
+
+// Starts, in scratch_, a gen_server call to target_: MONITOR_P of the target first when monitorId
+// is not 0, then the packet up to and including `{'$gen_call', {Self, Ref}, ` (the request follows).
+Connection::GenCall Connection::BeginGenCall(uint64_t id, uint64_t monitorId, bool isPid) {
+  Core& c = *core_;
   std::string& s = scratch_;
   s.clear();
   if (monitorId != 0) c.me.PutMonitorPacket(s, dist::kOpMonitor, target_, monitorId);
-  size_t callFrom = s.size();
-  size_t at = dist::BeginPacket(s);
+  GenCall call{id, s.size(), 0};
+  call.packetAt = dist::BeginPacket(s);
   c.me.PutSendControl(s, target_, isPid);
   s += c.me.genCallHead;
   c.me.PutRef(s, c.me.callMagic, id);
-  EncodeTerm(AddonData::Of(env), info[2], s, c.encode);
-  if (!dist::EndPacket(s, at)) ThrowType(env, "the request is too large for one distribution packet");
-  c.Enqueue(s, callFrom, id);
+  return call;
+}
+
+// Closes the packet BeginGenCall started and queues it (with its monitor packet) for the socket.
+void Connection::EndGenCall(Napi::Env env, const GenCall& call, const char* tooLarge) {
+  std::string& s = scratch_;
+  if (!dist::EndPacket(s, call.packetAt)) ThrowType(env, tooLarge);
+  core_->Enqueue(s, call.callFrom, call.id);
   ShrinkIfHuge(s);
-  return env.Undefined();
 }
 
 // rpc(id, module, fn, args, monitorId): {call, Module, Fn, Args, user} to rex as a gen_server call.
@@ -760,14 +774,8 @@ Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   uint64_t monitorId = IdArg(env, info[4], "monitorId");
   target_.clear();
   dist::PutAtom(target_, "rex");
+  GenCall call = BeginGenCall(id, monitorId, false);
   std::string& s = scratch_;
-  s.clear();
-  if (monitorId != 0) c.me.PutMonitorPacket(s, dist::kOpMonitor, target_, monitorId);
-  size_t callFrom = s.size();
-  size_t at = dist::BeginPacket(s);
-  c.me.PutSendControl(s, target_, false);
-  s += c.me.genCallHead;
-  c.me.PutRef(s, c.me.callMagic, id);
   s += static_cast<char>(dist::kSmallTuple);
   s += static_cast<char>(5);
   dist::PutAtom(s, "call");
@@ -775,9 +783,7 @@ Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   dist::PutAtom(s, fn);
   EncodeTerm(AddonData::Of(env), info[3], s, c.encode);
   dist::PutAtom(s, "user");
-  if (!dist::EndPacket(s, at)) ThrowType(env, "the arguments are too large for one distribution packet");
-  c.Enqueue(s, callFrom, id);
-  ShrinkIfHuge(s);
+  EndGenCall(env, call, "the arguments are too large for one distribution packet");
   return env.Undefined();
 }
 

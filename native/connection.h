@@ -177,6 +177,14 @@ class Connection : public Napi::ObjectWrap<Connection> {
  private:
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Call(const Napi::CallbackInfo& info);
+  // A gen_server call being written into scratch_ (see BeginGenCall).
+  struct GenCall {
+    uint64_t id;
+    size_t callFrom;  // where the call's bytes start (its monitor packet, if any)
+    size_t packetAt;  // where the call's own packet starts
+  };
+  GenCall BeginGenCall(uint64_t id, uint64_t monitorId, bool isPid);
+  void EndGenCall(Napi::Env env, const GenCall& call, const char* tooLarge);
   Napi::Value Rpc(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value Demonitor(const Napi::CallbackInfo& info);

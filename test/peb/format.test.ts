@@ -235,8 +235,7 @@ describe('peb vencode against a real Erlang node', () => {
   });
   afterAll(() => erl?.stop());
 
-  const reads = (b: Buffer, expr: string): Promise<string> =>
-    erl.evalText(`binary_to_term(binary:decode_hex(<<"${b.toString('hex')}">>)) =:= (${expr})`);
+  const reads = (b: Buffer, expr: string): Promise<string> => erl.readsAs(b, expr);
 
   it('binary_to_term reads what vencode writes as the intended term', async () => {
     const pid = new Pid(atom('n@h'), 1, 2, 3);

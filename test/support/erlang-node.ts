@@ -152,6 +152,11 @@ export class ErlangNode {
     return (await this.evalText(expr)) === 'true';
   }
 
+  /** Whether `binary_to_term(bytes) =:= (expr)` on the node: 'true' or 'false', as Erlang prints it. */
+  readsAs(bytes: Buffer, expr: string): Promise<string> {
+    return this.evalText(`binary_to_term(binary:decode_hex(<<"${bytes.toString('hex')}">>)) =:= (${expr})`);
+  }
+
   get pid(): number {
     return this.process.pid!;
   }
