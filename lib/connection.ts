@@ -70,6 +70,7 @@ interface NativeConnection {
   demonitor(target: string | Pid, monitorId: number): void;
   cancel(id: number): boolean;
   discardQueued(): void;
+  cork(): void;
   uncork(): void;
   ref(): void;
   unref(): void;
@@ -363,10 +364,12 @@ export class Connection extends EventEmitter {
   private readonly onEventsFn: OnEvents = (meta, n, values) => this.onEvents(meta, n, values);
   // Through a WeakRef: the (unref'd) timer must not keep an idle connection from being collected.
   private readonly deadlines = Connection.deadlinesFor(new WeakRef(this));
+  /** Writes are held until the end of this turn of the event loop (see holdWrites). */
+  private corked = false;
   private readonly uncorkFn = (): void => {
+    this.corked = false;
     if (this.currentState !== 'closed') this.native.uncork();
   };
-  private readonly uncorkLaterFn = (): void => queueMicrotask(this.uncorkFn);
   private readonly updateRefFn = (): void => this.updateRef();
 
   /** @internal Use `connect()`. */
@@ -476,6 +479,7 @@ export class Connection extends EventEmitter {
       if (!this.usable()) throw this.unusable(`rpc ${m}:${f}/${args.length}`);
       const id = this.nextId++;
       let monitor = this.monitors.get('rex');
+      this.holdWrites();
       this.native.rpc(id, m, f, args as unknown[], monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor('rex', 'rex');
       return this.track(id, true, m, f, args.length, timeout, signal, monitor);
@@ -500,6 +504,7 @@ export class Connection extends EventEmitter {
       const id = this.nextId++;
       const key = targetKey(target);
       let monitor = this.monitors.get(key);
+      this.holdWrites();
       this.native.call(id, target, request, monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor(key, target);
       return this.track(id, false, target, undefined, 0, timeout, signal, monitor);
@@ -512,6 +517,7 @@ export class Connection extends EventEmitter {
   send(dest: Destination, term: Term): void {
     const target = destination(dest, this.node);
     if (!this.usable()) throw this.unusable(`send to ${String(target)}`);
+    this.holdWrites();
     this.native.send(target, term);
   }
 
@@ -582,6 +588,19 @@ export class Connection extends EventEmitter {
     return this.currentState === 'closed'
       ? new ClosedError(`${what}: the connection is closed`)
       : new ConnectionError(`${what}: not connected to ${this.node}${this.lostError ? ` (${this.lostError.message})` : ''}`);
+  }
+
+  /**
+   * Everything written during one turn of the event loop goes out in one write at the end of the
+   * turn (its check phase): a server answering many requests at once makes many calls per turn,
+   * and each write to the socket costs the process (and the node) far more than the call's bytes.
+   * One call at a time waits no longer for it: the turn that makes the call ends at once.
+   */
+  private holdWrites(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.native.cork();
+    setImmediate(this.uncorkFn);
   }
 
   private addMonitor(key: string, target: string | Pid): Monitor {
@@ -705,11 +724,6 @@ export class Connection extends EventEmitter {
   private onEvents(meta: Float64Array, n: number, values: unknown[]): void {
     let thrown = false;
     let error: unknown;
-    // With more than one event, the native side holds calls made from here on until uncork().
-    // Queued now (so that a throw cannot skip it), that microtask queues uncork() in turn: behind
-    // the reactions of the promises this batch settles, so the calls their continuations make
-    // go out in one write.
-    if (n > 1) queueMicrotask(this.uncorkLaterFn);
     for (let i = 0; i < n; i++) {
       const kind = meta[2 * i]!;
       const id = meta[2 * i + 1]!;

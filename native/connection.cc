@@ -284,10 +284,6 @@ void Core::Drain(Napi::Env env) {
   ShrinkIfHuge(draining.bytes);
   Napi::Function cb = wrapper->onEvents.Value();
   if (cb.IsEmpty()) return;
-  // Calls made while a batch of several events is handled are written together by uncork(),
-  // which the JS side queues as a microtask after the promises it settled (and so after their
-  // continuations). A single reply usually leads to a single call: that one is written at once.
-  corked = n > 1;
   // A throw becomes an uncaught exception, as from any event listener.
   cb.Call({meta, Napi::Number::New(env, static_cast<double>(n)), values});
 }
@@ -589,6 +585,7 @@ Napi::Function Connection::Define(Napi::Env env) {
                          InstanceMethod<&Connection::Demonitor>("demonitor"),
                          InstanceMethod<&Connection::Cancel>("cancel"),
                          InstanceMethod<&Connection::DiscardQueued>("discardQueued"),
+                         InstanceMethod<&Connection::Cork>("cork"),
                          InstanceMethod<&Connection::Uncork>("uncork"),
                          InstanceMethod<&Connection::Ref>("ref"),
                          InstanceMethod<&Connection::Unref>("unref"),
@@ -825,6 +822,11 @@ Napi::Value Connection::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (core_->closed) return Napi::Boolean::New(env, false);
   return Napi::Boolean::New(env, core_->Cancel(IdArg(env, info[0], "id")));
+}
+
+Napi::Value Connection::Cork(const Napi::CallbackInfo& info) {
+  if (!core_->closed) core_->corked = true;
+  return info.Env().Undefined();
 }
 
 Napi::Value Connection::Uncork(const Napi::CallbackInfo& info) {

@@ -131,7 +131,7 @@ struct Core {
 
   // Main thread only.
   Connection* wrapper = nullptr;
-  bool corked = false;  // a drain is being handled: calls queue, and Uncork() writes them at once
+  bool corked = false;  // calls queue, and Uncork() writes them at once (lib/connection.ts: one write per turn)
   bool closed = false;
   bool shutDown = false;
   bool hookActive = false;
@@ -190,6 +190,7 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value Demonitor(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value DiscardQueued(const Napi::CallbackInfo& info);
+  Napi::Value Cork(const Napi::CallbackInfo& info);
   Napi::Value Uncork(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
