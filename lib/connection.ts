@@ -37,6 +37,7 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './config';
+import { termToBinary } from './codec/native';
 import { resolveDecodeOptions } from './codec/options';
 import { ClosedError, ConfigError, ConnectionError, EncodeError, ErlPebError, RemoteError, TimeoutError } from './errors';
 import { nativeBinding } from './native';
@@ -64,9 +65,10 @@ export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected' | 'c
 /** The native class (native/connection.cc). */
 interface NativeConnection {
   connect(node: string, timeout: number): void;
-  call(id: number, target: string | Pid, request: unknown, monitorId: number): void;
-  rpc(id: number, module: string, fn: string, args: unknown[], monitorId: number): void;
-  send(target: string | Pid, term: unknown): void;
+  /** Terms are passed encoded (termToBinary, uncompressed): the codec's fast path beats walking them from C++. */
+  call(id: number, target: string | Pid, request: Buffer, monitorId: number): void;
+  rpc(id: number, module: string, fn: string, args: Buffer, monitorId: number): void;
+  send(target: string | Pid, term: Buffer): void;
   demonitor(target: string | Pid, monitorId: number): void;
   cancel(id: number): boolean;
   discardQueued(): void;
@@ -477,10 +479,11 @@ export class Connection extends EventEmitter {
       const signal = signalOf(options);
       if (signal?.aborted) return Promise.reject(abortReason(signal));
       if (!this.usable()) throw this.unusable(`rpc ${m}:${f}/${args.length}`);
+      const encoded = termToBinary(args as Term[]);
       const id = this.nextId++;
       let monitor = this.monitors.get('rex');
       this.holdWrites();
-      this.native.rpc(id, m, f, args as unknown[], monitor === undefined ? this.nextMonitorId : 0);
+      this.native.rpc(id, m, f, encoded, monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor('rex', 'rex');
       return this.track(id, true, m, f, args.length, timeout, signal, monitor);
     } catch (e) {
@@ -501,11 +504,12 @@ export class Connection extends EventEmitter {
       const signal = signalOf(options);
       if (signal?.aborted) return Promise.reject(abortReason(signal));
       if (!this.usable()) throw this.unusable(`call to ${String(target)}`);
+      const encoded = termToBinary(request);
       const id = this.nextId++;
       const key = targetKey(target);
       let monitor = this.monitors.get(key);
       this.holdWrites();
-      this.native.call(id, target, request, monitor === undefined ? this.nextMonitorId : 0);
+      this.native.call(id, target, encoded, monitor === undefined ? this.nextMonitorId : 0);
       monitor ??= this.addMonitor(key, target);
       return this.track(id, false, target, undefined, 0, timeout, signal, monitor);
     } catch (e) {
@@ -517,8 +521,9 @@ export class Connection extends EventEmitter {
   send(dest: Destination, term: Term): void {
     const target = destination(dest, this.node);
     if (!this.usable()) throw this.unusable(`send to ${String(target)}`);
+    const encoded = termToBinary(term);
     this.holdWrites();
-    this.native.send(target, term);
+    this.native.send(target, encoded);
   }
 
   /** The next message sent to `self` (see the file comment for who gets a message first). */

@@ -22,6 +22,7 @@ std::once_flag eiInitOnce;
 constexpr size_t kKeepScratch = 1024 * 1024;
 constexpr unsigned kNoWait = 1000;  // ei never waits: it only parses packets already buffered
 constexpr size_t kEiHeaderBuffer = 2048;  // EIRECVBUF in ei's receive code
+constexpr uint8_t kCompressedTag = 80;
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
   throw Napi::TypeError::New(env, message);
@@ -42,6 +43,19 @@ std::string AtomArg(Napi::Env env, const Napi::Value& v, const char* what) {
   // 255 characters of at most 4 bytes each: Erlang's limit, checked in characters by the caller.
   if (s.size() > 1020) ThrowType(env, std::string(what) + " is too long for an atom");
   return s;
+}
+
+// A term lib/connection.ts has encoded (term_to_binary's bytes, through the codec's fast path:
+// walking JS values from here through Node-API costs several times more): appended without the
+// version byte, as an element of the packet's tuple. Compressed bytes cannot be an element.
+void AppendEncoded(Napi::Env env, const Napi::Value& v, std::string& out) {
+  if (!v.IsBuffer()) ThrowType(env, "an encoded term must be a Buffer");
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  const uint8_t* p = b.Data();
+  if (b.Length() < 2 || p[0] != dist::kVersion || p[1] == kCompressedTag) {
+    ThrowType(env, "an encoded term must be uncompressed external term format");
+  }
+  out.append(reinterpret_cast<const char*>(p) + 1, b.Length() - 1);
 }
 
 void ShrinkIfHuge(std::string& s) {
@@ -721,17 +735,16 @@ Napi::Value Connection::Connect(const Napi::CallbackInfo& info) {
 }
 
 // call(id, target, request, monitorId): {'$gen_call', {Self, Ref}, Request} to a name or pid,
-// preceded by MONITOR_P of the target when monitorId is not 0.
+// preceded by MONITOR_P of the target when monitorId is not 0. request: encoded (AppendEncoded).
 Napi::Value Connection::Call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  Core& c = *core_;
   uint64_t id = IdArg(env, info[0], "id");
   uint64_t monitorId = IdArg(env, info[3], "monitorId");
   target_.clear();
   bool isPid = EncodeTarget(env, info[1], target_);
   GenCall call = BeginGenCall(id, monitorId, isPid);
-  EncodeTerm(AddonData::Of(env), info[2], scratch_, c.encode);
+  AppendEncoded(env, info[2], scratch_);
   EndGenCall(env, call, "the request is too large for one distribution packet");
   return env.Undefined();
 }
@@ -760,14 +773,13 @@ void Connection::EndGenCall(Napi::Env env, const GenCall& call, const char* tooL
 }
 
 // rpc(id, module, fn, args, monitorId): {call, Module, Fn, Args, user} to rex as a gen_server call.
+// args: the encoded list (AppendEncoded).
 Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
-  Core& c = *core_;
   uint64_t id = IdArg(env, info[0], "id");
   std::string module = AtomArg(env, info[1], "module");
   std::string fn = AtomArg(env, info[2], "function");
-  if (!info[3].IsArray()) ThrowType(env, "args must be an array");
   uint64_t monitorId = IdArg(env, info[4], "monitorId");
   target_.clear();
   dist::PutAtom(target_, "rex");
@@ -778,13 +790,13 @@ Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   dist::PutAtom(s, "call");
   dist::PutAtom(s, module);
   dist::PutAtom(s, fn);
-  EncodeTerm(AddonData::Of(env), info[3], s, c.encode);
+  AppendEncoded(env, info[3], s);
   dist::PutAtom(s, "user");
   EndGenCall(env, call, "the arguments are too large for one distribution packet");
   return env.Undefined();
 }
 
-// send(target, term)
+// send(target, term): term encoded (AppendEncoded).
 Napi::Value Connection::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -796,7 +808,7 @@ Napi::Value Connection::Send(const Napi::CallbackInfo& info) {
   size_t at = dist::BeginPacket(s);
   c.me.PutSendControl(s, target_, isPid);
   s += static_cast<char>(dist::kVersion);
-  EncodeTerm(AddonData::Of(env), info[1], s, c.encode);
+  AppendEncoded(env, info[1], s);
   if (!dist::EndPacket(s, at)) ThrowType(env, "the message is too large for one distribution packet");
   c.Enqueue(s, 0, 0);
   ShrinkIfHuge(s);
