@@ -27,6 +27,7 @@
  * | other object with `toJSON()`         | what `toJSON()` returns, stored as above (as JSON does; express-session's Cookie) |
  * | other class instance                 | its own enumerable properties, as a map (it comes back a plain object, as with JSON) |
  * | function, symbol                     | refused: EncodeError naming where it is             |
+ * | object keys equal once in UTF-8 (lone surrogates, written as U+FFFD) | refused: EncodeError naming where |
  *
  * The tags are a fixed set of atoms: nothing in the data ever becomes an atom. Reading, a tuple whose
  * first element is one of these tags is the tagged value; any other Erlang term keeps its erl-peb
@@ -83,9 +84,18 @@ function serializeNumber(n: number): Term {
   return new Tuple([T_NUMBER, Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity']);
 }
 
+/** A UTF-16 surrogate, paired or not: the quick test before the exact one. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** The key as its UTF-8 binary reads back: a lone surrogate becomes U+FFFD. */
+function utf8Key(k: string): string {
+  return SURROGATE.test(k) ? Buffer.from(k, 'utf8').toString('utf8') : k;
+}
+
 function serializeObject(o: object, at: Where, depth: number): Term {
   const out: Record<string, Term> = {};
   const segments = at.segments;
+  let lone = false;
   for (const k of Object.keys(o)) {
     const value = (o as Record<string, unknown>)[k];
     // Left out, as JSON does: Erlang code then sees a key only when it has a value (an
@@ -97,6 +107,24 @@ function serializeObject(o: object, at: Where, depth: number): Term {
     // An own '__proto__' key must stay a key, not set the prototype.
     if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
     else out[k] = v;
+    if (!lone && utf8Key(k) !== k) lone = true;
+  }
+  // Keys become UTF-8 binaries, where every lone surrogate is U+FFFD: two keys may then be the
+  // same binary, a map Erlang refuses as corrupt, and a node drops the whole connection that
+  // carried it (every call in flight on it fails). Such data (JSON from a client can hold any
+  // surrogate) is refused here instead.
+  if (lone) {
+    const seen = new Set<string>();
+    for (const k of Object.keys(out)) {
+      const key = utf8Key(k);
+      if (seen.has(key)) {
+        segments.push(k);
+        const path = at.path();
+        segments.pop();
+        throw new EncodeError('two keys of this object are the same once written as UTF-8 (a lone surrogate is written as U+FFFD), and an Erlang map cannot hold both', path);
+      }
+      seen.add(key);
+    }
   }
   return out;
 }

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EncodeOptions } from '../../lib/codec/options';
 import type { Term } from '../../lib/terms';
 import { codecs, type Codec } from '../support/codecs';
-import { startNode, type ErlangNode } from '../support/erlang-node';
+import { erlangEnv, startNode, type ErlangNode } from '../support/erlang-node';
 import { Check, noProblems } from '../vectors/equal';
 import { encodeAlso, expected } from '../vectors/expected';
 import { loadVectors } from '../vectors/vectors';
@@ -34,7 +34,7 @@ let node: ErlangNode;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'erlpeb-vectors-'));
-  execFileSync('erlc', ['-o', dir, join(__dirname, '..', 'vectors', 'etf_vectors.erl')]);
+  execFileSync('erlc', ['-o', dir, join(__dirname, '..', 'vectors', 'etf_vectors.erl')], { env: erlangEnv() });
   node = await startNode({ codePaths: [dir] });
 });
 

@@ -92,6 +92,9 @@ export async function startApp(store: Store, options: Partial<SessionOptions> = 
     hanging.push(() => res.json({ visits: req.session?.visits ?? null }));
   });
   app.use((err: Error & { code?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    // express-session saves as the response ends: a failed save arrives here after the headers
+    // went out, and the response is ended by express-session itself.
+    if (res.headersSent) return;
     res.status(500).json({ error: err.message, code: err.code ?? null, name: err.name });
   });
   const server = await new Promise<Server>((resolve) => {

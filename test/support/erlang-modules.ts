@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { erlangEnv } from './erlang-node';
 
 const run = promisify(execFile);
 
@@ -24,7 +25,7 @@ export interface CompiledModules {
 export async function compileErlang(sources: string[]): Promise<CompiledModules> {
   const dir = await mkdtemp(join(tmpdir(), 'erlpeb-beam-'));
   try {
-    await run(process.env.ERLC || 'erlc', ['-o', dir, ...sources]);
+    await run(process.env.ERLC || 'erlc', ['-o', dir, ...sources], { env: erlangEnv() });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     const err = e as { stderr?: string; stdout?: string; message: string };

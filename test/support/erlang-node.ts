@@ -45,6 +45,20 @@ const EVAL_LOOP = [
   'Loop().',
 ].join(' ');
 
+/**
+ * The environment for Erlang programs (erl, erlc, epmd) started by a test: a test process run under
+ * the sanitizer build (npm run test:asan) has ASan preloaded and its options set, and those
+ * programs must run without them.
+ */
+export function erlangEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k === 'LD_PRELOAD' || /^(?:ASAN|UBSAN|LSAN)_/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
 export function randomNodeName(prefix = 'erlpeb_test'): string {
   return `${prefix}_${randomBytes(5).toString('hex')}@127.0.0.1`;
 }
@@ -92,11 +106,9 @@ export class ErlangNode {
       ...(options.args ?? []),
       '-eval', EVAL_LOOP,
     ];
-    // A test process run under the sanitizer build (npm run test:asan) has ASan preloaded and its
-    // options set; the Erlang VM (and the EPMD it starts) must run without them.
-    const { LD_PRELOAD: _preload, ASAN_OPTIONS: _asan, UBSAN_OPTIONS: _ubsan, ...env } = process.env;
+    // The Erlang VM (and the EPMD it starts) runs without the sanitizer runtime (see erlangEnv).
     const proc = spawn('erl', args, {
-      env: { ...env, ERL_EPMD_ADDRESS: '127.0.0.1', ...options.env },
+      env: erlangEnv({ ERL_EPMD_ADDRESS: '127.0.0.1', ...options.env }),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const node = new ErlangNode(name, cookie, proc);
