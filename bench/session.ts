@@ -20,8 +20,8 @@
  * store's server (from /proc) is shown too: unlike requests per second, it hardly moves with
  * whatever else the machine is doing.
  *
- * The Erlang node runs with schedulers that do not busy-wait (`+sbwt none` and its dirty
- * counterparts): on a small machine a spinning BEAM takes CPU from the app and the load generator.
+ * The Erlang node runs with the flags `erl-peb server start` gives it (SERVER_VM_ARGS in
+ * lib/cli/server-options.ts: delay_send on distribution sockets, schedulers that do not busy-wait).
  * BENCH_ERL_ARGS='...' replaces those flags (BENCH_ERL_ARGS='' for Erlang's defaults).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -29,6 +29,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { SERVER_VM_ARGS } from '../dist/cli/server-options';
 import { startNode, type ErlangNode } from '../test/support/erlang-node';
 import { machine, median, report, wantJson, type Row } from './harness';
 
@@ -311,9 +312,8 @@ async function main(): Promise<void> {
   const results: Partial<Record<Kind, Result>> = {};
   const targets: Target[] = [];
   try {
-    // Schedulers that sleep when idle rather than spin: on 2 cores a spinning BEAM takes time
-    // from the app and the load generator.
-    node = await startNode({ codePaths: [EBIN], args: process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : ['+sbwt', 'none', '+sbwtdcpu', 'none', '+sbwtdio', 'none'] });
+    const vmArgs = process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : [...SERVER_VM_ARGS];
+    node = await startNode({ codePaths: [EBIN], args: vmArgs });
     const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
     if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
     if (wanted('redis')) redis = await startRedis(notes);

@@ -196,6 +196,8 @@ describe('the erl command line', () => {
     const args = erlArgs(s, '/ebin');
     expect(args.join(' ')).toBe(
       '-name x@127.0.0.1 -noinput -kernel inet_dist_use_interface {127,0,0,1} ' +
+        '+sbwt none +sbwtdcpu none +sbwtdio none ' +
+        '-kernel inet_dist_listen_options [{delay_send,true}] -kernel inet_dist_connect_options [{delay_send,true}] ' +
         '-kernel inet_dist_listen_min 45000 -kernel inet_dist_listen_max 45000 -pa /ebin ' +
         '-erl_peb backend mnesia -erl_peb copies disc_copies -erl_peb data_dir "/d/\\"q\\"" ' +
         "-erl_peb join ['y@127.0.0.1'] -erl_peb majority true -s erl_peb boot",
