@@ -596,13 +596,14 @@ export class Connection extends EventEmitter {
   }
 
   /**
-   * Everything written during one turn of the event loop goes out in one write at the end of the
-   * turn (its check phase): a server answering many requests at once makes many calls per turn,
-   * and each write to the socket costs the process (and the node) far more than the call's bytes.
-   * One call at a time waits no longer for it: the turn that makes the call ends at once.
+   * While calls are in flight, everything written during one turn of the event loop goes out in
+   * one write at the end of the turn (its check phase): a server answering many requests at once
+   * makes many calls per turn, and each write to the socket costs the process (and the node) far
+   * more than the call's bytes. A call on an idle connection is written at once: holding it costs
+   * a lone caller's round trip more than the write it might save.
    */
   private holdWrites(): void {
-    if (this.corked) return;
+    if (this.corked || this.pending.size === 0) return;
     this.corked = true;
     this.native.cork();
     setImmediate(this.uncorkFn);
