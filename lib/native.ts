@@ -91,7 +91,7 @@ function copyBytes(src: Uint8Array, offset: number, length: number): Buffer {
 }
 
 /**
- * Object keys by slot, kept in step with the decoder's key cache (native/term_decoder.cc): a key
+ * Object keys by slot, kept in step with the decoder's key cache (native/key_cache.h): a key
  * seen before comes as its slot. The strings are V8's internalized ones, which it stores properties
  * under without looking them up first.
  */

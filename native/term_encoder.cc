@@ -969,7 +969,10 @@ class TapeEncoder : Writer {
     n_ = n;
     size_t ti = 0;
     while (i_ < n_) {
-      int op = static_cast<int>(Next());
+      // Any double may be here: only a small integral one is an op (casting one outside int's
+      // range to int is undefined behaviour).
+      double d = Next();
+      int op = d >= 0 && d <= 255 && std::trunc(d) == d ? static_cast<int>(d) : 0;
       switch (op) {
         case eop::kString: {
           size_t len = Count();
