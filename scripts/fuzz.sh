@@ -40,6 +40,17 @@ for t in "${targets[@]}"; do
   fi
 done
 
+# libFuzzer comes with clang: on Debian, as root with apt, install it when it is missing (as
+# scripts/setup.js does for Erlang); anywhere else the message below names what to install.
+fuzzer_rt() { find /usr/lib/llvm-14/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2> /dev/null | head -1; }
+if [[ -z "${FUZZ_CXX:-}" ]] && { ! command -v clang++-14 > /dev/null || [[ -z "$(fuzzer_rt)" ]]; } &&
+  [[ -f /etc/debian_version && "$(id -u)" == 0 && "${ERL_PEB_NO_APT:-}" != 1 ]] && command -v apt-get > /dev/null; then
+  echo "fuzz: installing clang-14 libclang-rt-14-dev with apt-get" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 libclang-rt-14-dev > /dev/null ||
+    echo "fuzz: apt-get failed" >&2
+fi
+
 cxx="${FUZZ_CXX:-}"
 if [[ -z "$cxx" ]]; then
   for c in clang++-14 clang++; do
