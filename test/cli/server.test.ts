@@ -5,14 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ipv4, ipv6 } from '../../lib/cli/server';
 import { connect, type Connection } from '../../lib/connection';
 import { atom, Tuple, tuple, type Term } from '../../lib/terms';
+import { listenersOf, LOOPBACK, tcpListeners } from '../support/listeners';
 
 const root = resolve(__dirname, '..', '..');
 const MAIN = join(root, 'lib', 'cli', 'main.ts');
@@ -108,42 +108,6 @@ async function statusJson(node: string): Promise<Record<string, unknown>> {
   expect(r.code).toBe(0);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
-
-interface Listener {
-  address: string;
-  port: number;
-  inode: string;
-}
-
-/** TCP listeners on this machine, from /proc/net/tcp and tcp6. */
-function tcpListeners(): Listener[] {
-  const out: Listener[] = [];
-  for (const [file, v6] of [['/proc/net/tcp', false], ['/proc/net/tcp6', true]] as const) {
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '0A') continue; // 0A: LISTEN
-      const [addr, port] = f[1]!.split(':');
-      out.push({ address: v6 ? ipv6(addr!) : ipv4(addr!), port: parseInt(port!, 16), inode: f[9]! });
-    }
-  }
-  return out;
-}
-
-/** The listening sockets the process owns. */
-function listenersOf(pid: number): Listener[] {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return tcpListeners().filter((l) => inodes.has(l.inode));
-}
-
-const LOOPBACK = ['127.0.0.1', '::1'];
 
 /** Processes whose command line names the node (found even if the CLI recorded nothing). */
 function pidsNaming(node: string): number[] {

@@ -11,13 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ipv4, ipv6 } from '../../lib/cli/server';
 import { connect, type Connection } from '../../lib/connection';
 import { ClosedError, ConfigError, ConnectionError, EncodeError, RemoteError, TimeoutError } from '../../lib/errors';
 import { ErlangStore } from '../../lib/express';
@@ -25,6 +24,7 @@ import { peb } from '../../lib/peb';
 import { SessionClient } from '../../lib/session/client';
 import { atom, charlist, tuple, type Term, type Tuple } from '../../lib/terms';
 import { erlangEnv } from '../support/erlang-node';
+import { ownerOf, socketInodes, tcpListeners } from '../support/listeners';
 import { until } from '../session/server';
 
 const root = resolve(__dirname, '..', '..');
@@ -79,53 +79,6 @@ function freePort(): Promise<number> {
       s.close(() => done(port));
     });
   });
-}
-
-interface Listener {
-  address: string;
-  port: number;
-  inode: string;
-}
-
-/** Every TCP socket in LISTEN state on this machine, from /proc/net/tcp and tcp6. */
-function tcpListeners(): Listener[] {
-  const out: Listener[] = [];
-  for (const [file, v6] of [['/proc/net/tcp', false], ['/proc/net/tcp6', true]] as const) {
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '0A') continue; // 0A: LISTEN
-      const [addr, port] = f[1]!.split(':');
-      out.push({ address: v6 ? ipv6(addr!) : ipv4(addr!), port: parseInt(port!, 16), inode: f[9]! });
-    }
-  }
-  return out;
-}
-
-/** The socket inodes a process holds open. */
-function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) inodes.add(m[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return inodes;
-}
-
-/** The process holding a socket inode (among this user's processes). */
-function ownerOf(inode: string): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (socketInodes(Number(entry)).has(inode)) return Number(entry);
-    } catch {
-      // not ours, or gone
-    }
-  }
-  return undefined;
 }
 
 function alive(pid: number): boolean {
