@@ -20,7 +20,7 @@ import { loadConfigFile, resolveConnectOptions, type ConnectOptions, type Resolv
 import type { DecodeOptions } from '../codec/options';
 import { Connection, type CallOptions } from '../connection';
 import { ClosedError, ConfigError, RemoteError } from '../errors';
-import { Atom, atom, Tuple, type Term } from '../terms';
+import { Atom, atom, Pid, Tuple, type Term } from '../terms';
 import { typedSerializer, type SessionSerializer } from './serializer';
 
 export interface SessionClientOptions {
@@ -151,10 +151,13 @@ export class SessionClient extends EventEmitter {
   private closed = false;
   private readonly prefixBytes: number;
 
+  /** Bumped by every connect and disconnect: a wait for the server that is no longer current stops. */
+  private epoch = 0;
   private readonly onConnect = (node: string): void => {
-    this.emit('connect', node);
+    void this.announceWhenServing(node, ++this.epoch);
   };
   private readonly onDisconnect = (error: Error): void => {
+    this.epoch++;
     this.emit('disconnect', error);
   };
   private readonly onError = (error: Error): void => {
@@ -241,6 +244,31 @@ export class SessionClient extends EventEmitter {
     }
     this.adopt(c);
     return c;
+  }
+
+  /**
+   * 'connect' means the store can serve again: a node that comes back may take a moment to start
+   * its session server, and requests in that moment would fail (noproc) where, before the event,
+   * they are served without a session. So the event waits until the server's name is registered on
+   * the node, asking again with backoff; a disconnect or close in the meantime ends the wait.
+   */
+  private async announceWhenServing(node: string, epoch: number): Promise<void> {
+    const c = this.connection;
+    let delay = 10;
+    while (!this.closed && c !== undefined && epoch === this.epoch) {
+      try {
+        const pid = await c.rpc('erlang', 'whereis', [atom(this.server)], this.callOptions);
+        if (epoch !== this.epoch || this.closed) return;
+        if (pid instanceof Pid) {
+          this.emit('connect', node);
+          return;
+        }
+      } catch {
+        // Lost again (a disconnect follows, and a connect after it) or slow: asked again below.
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      delay = Math.min(delay * 2, 1000);
+    }
   }
 
   private adopt(c: Connection): void {

@@ -8,9 +8,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErlangStore, type ErlangStoreOptions } from '../../lib/express';
 import { ConfigError } from '../../lib/errors';
 import { SessionClient } from '../../lib/session/client';
-import type { ErlangNode } from '../support/erlang-node';
+import { startNode, type ErlangNode } from '../support/erlang-node';
 import { Browser, startApp, type App } from './http';
-import { startSessionServer } from './server';
+import { ebin, startSessionServer, until } from './server';
 
 let node: ErlangNode;
 /** Sees the whole table, prefixes included. */
@@ -375,6 +375,39 @@ describe('ErlangStore with lock', () => {
 });
 
 describe('ErlangStore when the Erlang node goes away', () => {
+  it("says 'connect' once the node's session server answers: until then requests go on without a session", async () => {
+    const own = await startSessionServer('#{backend => ets}');
+    let current = own;
+    cleanup.push(() => current.stop());
+    const s = new ErlangStore({ connect: { node: own.name, cookie: own.cookie, reconnect: { initialDelay: 20, maxDelay: 200 } } });
+    cleanup.push(() => s.close());
+    const a = await app(s);
+    const b = new Browser(a.url);
+    expect((await b.get('/visit')).body.visits).toBe(1);
+    let connects = 0;
+    s.on('connect', () => connects++);
+
+    const disconnected = once(s, 'disconnect');
+    own.signal('SIGKILL');
+    await own.exit;
+    await disconnected;
+    // The node comes back without its session server: the connection is up again, the store is not.
+    current = await startNode({ name: own.name, cookie: own.cookie, codePaths: [ebin] });
+    await until(() => s.client.conn?.state === 'connected', 'the store reconnects to the node');
+    for (let i = 0; i < 3; i++) {
+      const r = await b.get('/visit');
+      expect(r.status).toBe(503);
+      expect(r.body).toStrictEqual({ error: 'no session' });
+    }
+    expect(connects).toBe(0);
+
+    const connected = once(s, 'connect');
+    expect(await current.evalText('erl_peb:start_server(#{backend => ets})')).toBe('ok');
+    await connected;
+    expect(connects).toBe(1);
+    expect((await b.get('/visit')).body.visits).toBe(1);
+  });
+
   it('answers requests without a session during the outage, and serves sessions again after a restart', async () => {
     const own = await startSessionServer('#{backend => ets}');
     let current = own;
