@@ -1,13 +1,14 @@
 // libFuzzer target `encode`: the native encoder's tape path (EncodeTapeInto in
-// native/term_encoder.cc, what termToBinary and peb.encode use for JSON-like values) on tapes made
+// native/tape_encoder.cc, what termToBinary and peb.encode use for JSON-like values) on tapes made
 // from the input.
 //
 // Input: byte 0: bit 0 picks the mode, bits 1..4 the compression (0..9 a zlib level, else none);
 // the rest drives the mode:
 // - shaped: the bytes choose a well-formed tape (as the JS walk in lib/codec/native.ts writes one):
 //   strings with any UTF-16 units (lone surrogates too), any doubles, atoms up to and past 255
-//   characters, lists, maps, tuples, Floats, byte arrays. The encoder must succeed exactly when
-//   every value has an Erlang form; the parsing core must then accept its output, and the term
+//   characters, lists, maps (keys distinct as JS keys, but maybe written as the same UTF-8),
+//   tuples, Floats, byte arrays. The encoder must succeed exactly when every value has an Erlang
+//   form (a map with two keys written alike has none); the parsing core must then accept its output, and the term
 //   it reads, put back on a tape, must encode to the very same bytes.
 // - raw: the bytes are the tape, ops and numbers as they come. The encoder must not crash (a
 //   malformed tape is a C++ exception, which the addon turns into a JS error); whatever it writes
@@ -19,11 +20,12 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "../native/etf.h"
+#include "../native/tape_encoder.h"
 #include "../native/tape.h"
 #include "../native/term_parser.h"
 #include "tape_checker.h"
@@ -113,11 +115,9 @@ class Shaper {
         t_.ops.push_back(op);
         t_.ops.push_back(n);
         bool ok = true;
+        std::set<std::u16string> keys, written;
         for (uint32_t k = 0; k < n; k++) {
-          if (op == eop::kMap) {
-            t_.ops.push_back(eop::kString);
-            t_.ops.push_back(static_cast<double>(Units(16)));
-          }
+          if (op == eop::kMap) ok = Key(keys, written) && ok;
           ok = Value(depth + 1) && ok;
         }
         if (op == eop::kList) t_.ops.push_back(eop::kNil);
@@ -154,6 +154,30 @@ class Shaper {
     }
     t_.ops.push_back(eop::kNil);
     return true;
+  }
+
+  // A key of a plain object: unlike every earlier key of it (as JS keys are), but maybe written
+  // as the same UTF-8 (a lone surrogate becomes U+FFFD), which has no Erlang form.
+  bool Key(std::set<std::u16string>& keys, std::set<std::u16string>& written) {
+    size_t start = t_.text.size();
+    size_t len = Units(in_.Next() % 4 == 0 ? 2 : 16);  // short keys meet each other more often
+    while (keys.count(t_.text.substr(start)) != 0) {
+      t_.text.push_back(u'k');
+      len++;
+    }
+    std::u16string key = t_.text.substr(start);
+    keys.insert(key);
+    t_.ops.push_back(eop::kString);
+    t_.ops.push_back(static_cast<double>(len));
+    for (size_t k = 0; k < key.size(); k++) {
+      char16_t u = key[k];
+      if (u >= 0xD800 && u <= 0xDBFF && k + 1 < key.size() && key[k + 1] >= 0xDC00 && key[k + 1] <= 0xDFFF) {
+        k++;
+      } else if (u >= 0xD800 && u <= 0xDFFF) {
+        key[k] = 0xFFFD;
+      }
+    }
+    return written.insert(key).second;
   }
 
  private:

@@ -11,6 +11,7 @@
 #include "addon_data.h"
 #include "etf_tags.h"
 #include "term_codec.h"
+#include "tape_encoder.h"
 
 namespace erlpeb {
 
@@ -65,13 +66,7 @@ void EncodeInto(AddonData& data, napi_env env, napi_value value, std::string& bu
 void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::string& buf, size_t* pos,
                       const EncodeSettings& settings);
 
-// The version byte and the term described by an encode tape (tape.h; `text` holds its strings),
-// compressed as EncodeBinaryInto does. False (buf and *pos unusable) when the tape holds a value
-// this path does not take: the caller encodes the value with EncodeBinaryInto instead.
-// The bytes of the tape's byte array `index` (eop::kBytes); false when it is not a Buffer/Uint8Array.
-using TapeBytes = std::function<bool(uint32_t index, const uint8_t** data, size_t* length)>;
-bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t textLen, const TapeBytes& bytesAt,
-                    std::string& buf, size_t* pos, int compressLevel);
+// EncodeTapeInto (the encoder's tape path, free of Node-API) is declared in tape_encoder.h.
 
 // binaryToTerm on bytes[0..len): version byte, an optional compressed wrapper, one term, nothing
 // else. `source`: the JS Uint8Array the bytes belong to (binaries are copied from it), or null.

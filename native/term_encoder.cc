@@ -5,7 +5,6 @@
 // (up to maxDepth, which may be as large as 1,000,000) can overflow the C stack; the frames also
 // give the path of a value that cannot be encoded.
 #include <napi.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -14,25 +13,73 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "byte_reader.h"
 #include "etf.h"
-#include "tape.h"
 #include "term_codec.h"
+#include "writer.h"
 
 namespace erlpeb {
 namespace {
-
-constexpr uint8_t kAtomTrue[] = {tag::kSmallAtomUtf8, 4, 't', 'r', 'u', 'e'};
-constexpr uint8_t kAtomFalse[] = {tag::kSmallAtomUtf8, 5, 'f', 'a', 'l', 's', 'e'};
-constexpr uint8_t kAtomUndefined[] = {tag::kSmallAtomUtf8, 9, 'u', 'n', 'd', 'e', 'f', 'i', 'n', 'e', 'd'};
 
 // Handles made while walking a long array or object are released every kBatch elements (one
 // handle scope per batch), so a million-element list does not keep a million handles alive.
 constexpr uint32_t kBatch = 4096;
 
 enum class FrameKind : uint8_t { kList, kTuple, kObject, kMap, kImproper };
+
+// Erlang refuses a map with a repeated key (binary_to_term says badarg; a node that gets one in a
+// distribution message drops the connection), so the encoder refuses to write one.
+constexpr char kRepeatedObjectKey[] =
+    "this key is written as the same binary as an earlier key (a lone surrogate becomes U+FFFD); "
+    "Erlang refuses a map with a repeated key";
+constexpr char kRepeatedMapKey[] =
+    "this key encodes to the same term as an earlier key; Erlang refuses a map with a repeated key";
+
+// A key of a Map, as the byte range of the output it was written to (an offset: the buffer may
+// move as it grows).
+struct KeyRange {
+  size_t start;
+  size_t len;
+};
+
+// The encoded keys of one Map, as byte ranges of the output (offsets: the buffer may move as it
+// grows), in an open-addressing table (no allocation per key): finds a key that encodes to the same
+// bytes as an earlier one.
+class KeyRanges {
+ public:
+  void Reset(size_t entries) {
+    size_t cap = 8;
+    while (cap < entries * 2) cap *= 2;
+    slots_.assign(cap, Slot{0, 0, 0});
+    mask_ = cap - 1;
+  }
+
+  // Adds buf[start, start + len); false when the same bytes are in already.
+  bool Add(const std::string& buf, size_t start, size_t len) {
+    size_t h = std::hash<std::string_view>()(std::string_view(buf.data() + start, len));
+    for (size_t s = h & mask_;; s = (s + 1) & mask_) {
+      Slot& e = slots_[s];
+      if (e.start == 0) {
+        e = Slot{start + 1, len, h};
+        return true;
+      }
+      if (e.hash == h && e.len == len && std::memcmp(buf.data() + e.start - 1, buf.data() + start, len) == 0) return false;
+    }
+  }
+
+ private:
+  struct Slot {
+    size_t start;  // + 1; 0: empty
+    size_t len;
+    size_t hash;
+  };
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+};
 
 struct Frame {
   FrameKind kind;
@@ -44,6 +91,10 @@ struct Frame {
   napi_value keys;            // object: its own enumerable string keys
   napi_value key;             // object: the key being encoded (for error paths)
   napi_value tail;            // improper list: the tail
+  size_t keysBase;            // Map: where its keys' byte ranges start in keyRanges_
+  size_t keyStart;            // Map: where the key being encoded starts in the output
+  bool mixedKeys;             // Map: some key is not a number or an ASCII string
+  bool keysChecked;           // object: its keys were compared (one had a lone surrogate)
   napi_handle_scope batch;    // the current batch scope, if any
 };
 
@@ -118,153 +169,6 @@ void AppendJsonString(std::u16string& out, const std::u16string& s) {
   out.push_back(u'"');
 }
 
-// The output side shared by both encoders: ETF bytes appended to a std::string whose size() is
-// its capacity (grown geometrically, never trimmed here, so a reused buffer is never refilled).
-class Writer {
- public:
-  Writer(std::string& buf, size_t pos) : buf_(buf), pos_(pos) {}
-  size_t pos() const { return pos_; }
-
- protected:
-  uint8_t* Reserve(size_t n) {
-    if (buf_.size() - pos_ < n) Grow(n);
-    return reinterpret_cast<uint8_t*>(&buf_[0]) + pos_;
-  }
-
-  void Grow(size_t n) {
-    size_t need = pos_ + n;
-    size_t cap = buf_.size() < 256 ? 256 : buf_.size();
-    while (cap < need) cap *= 2;
-    buf_.resize(cap);
-  }
-
-  void Put8(uint8_t b) {
-    *Reserve(1) = b;
-    pos_ += 1;
-  }
-
-  void PutBytes(const uint8_t* p, size_t n) {
-    uint8_t* out = Reserve(n);
-    if (n != 0) std::memcpy(out, p, n);
-    pos_ += n;
-  }
-
-  void WriteHeader32(uint8_t t, uint32_t n) {
-    uint8_t* p = Reserve(5);
-    p[0] = t;
-    PutU32(p + 1, n);
-    pos_ += 5;
-  }
-
-  void WriteFloat(double d) {
-    uint8_t* p = Reserve(9);
-    p[0] = tag::kNewFloat;
-    PutF64(p + 1, d);
-    pos_ += 9;
-  }
-
-  // The smallest integer encoding of -mag (neg) or mag.
-  void WriteInteger(bool neg, uint64_t mag) {
-    if (mag == 0) neg = false;
-    if (!neg && mag <= 255) {
-      uint8_t* p = Reserve(2);
-      p[0] = tag::kSmallInteger;
-      p[1] = static_cast<uint8_t>(mag);
-      pos_ += 2;
-      return;
-    }
-    if ((!neg && mag <= 0x7FFFFFFFull) || (neg && mag <= 0x80000000ull)) {
-      int64_t v = neg ? -static_cast<int64_t>(mag) : static_cast<int64_t>(mag);
-      uint8_t* p = Reserve(5);
-      p[0] = tag::kInteger;
-      PutU32(p + 1, static_cast<uint32_t>(static_cast<int32_t>(v)));
-      pos_ += 5;
-      return;
-    }
-    uint8_t n = 0;
-    for (uint64_t m = mag; m != 0; m >>= 8) n++;
-    uint8_t* p = Reserve(3 + n);
-    p[0] = tag::kSmallBig;
-    p[1] = n;
-    p[2] = neg ? 1 : 0;
-    for (uint8_t k = 0; k < n; k++) p[3 + k] = static_cast<uint8_t>(mag >> (8 * k));
-    pos_ += 3 + n;
-  }
-
-  // A JS number as an integer or a float; false (nothing written) for NaN, ±Infinity and
-  // integral numbers beyond 2^53 - 1, which have no single right encoding.
-  bool WriteNumber(double d) {
-    if (d >= -2147483648.0 && d <= 2147483647.0) {
-      int32_t i = static_cast<int32_t>(d);
-      if (static_cast<double>(i) == d) {  // integral (and -0 is 0)
-        WriteInteger(i < 0, i < 0 ? static_cast<uint64_t>(-static_cast<int64_t>(i)) : static_cast<uint64_t>(i));
-      } else {
-        WriteFloat(d);
-      }
-      return true;
-    }
-    if (!std::isfinite(d)) return false;
-    if (std::trunc(d) != d) {
-      WriteFloat(d);
-      return true;
-    }
-    if (std::fabs(d) > 9007199254740991.0) return false;
-    WriteInteger(d < 0, static_cast<uint64_t>(std::fabs(d)));
-    return true;
-  }
-
-  // UTF-16 text as UTF-8 at p (room for 3 bytes per unit): a lone surrogate becomes U+FFFD, as
-  // V8 and Buffer.from(string) make it. Returns the bytes written; *chars counts code points.
-  static size_t Utf16ToUtf8(const char16_t* s, size_t n, uint8_t* p, size_t* chars) {
-    uint8_t* out = p;
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++) {
-      uint32_t u = s[i];
-      c++;
-      if (u < 0x80) {
-        *out++ = static_cast<uint8_t>(u);
-      } else if (u < 0x800) {
-        *out++ = static_cast<uint8_t>(0xC0 | (u >> 6));
-        *out++ = static_cast<uint8_t>(0x80 | (u & 0x3F));
-      } else if (u >= 0xD800 && u <= 0xDBFF && i + 1 < n && s[i + 1] >= 0xDC00 && s[i + 1] <= 0xDFFF) {
-        uint32_t cp = 0x10000 + ((u - 0xD800) << 10) + (s[i + 1] - 0xDC00);
-        i++;
-        *out++ = static_cast<uint8_t>(0xF0 | (cp >> 18));
-        *out++ = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
-        *out++ = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-        *out++ = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-      } else {
-        if (u >= 0xD800 && u <= 0xDFFF) u = 0xFFFD;
-        *out++ = static_cast<uint8_t>(0xE0 | (u >> 12));
-        *out++ = static_cast<uint8_t>(0x80 | ((u >> 6) & 0x3F));
-        *out++ = static_cast<uint8_t>(0x80 | (u & 0x3F));
-      }
-    }
-    *chars = c;
-    return static_cast<size_t>(out - p);
-  }
-
-  // Finishes an atom whose UTF-8 name (n bytes, `chars` code points) was written at p + 2 (p from
-  // Reserve(3 + n)). False when the name is too long.
-  bool FinishAtom(uint8_t* p, size_t n, size_t chars) {
-    if (chars > 255) return false;
-    if (n <= 255) {
-      p[0] = tag::kSmallAtomUtf8;
-      p[1] = static_cast<uint8_t>(n);
-      pos_ += 2 + n;
-    } else {
-      std::memmove(p + 3, p + 2, n);
-      p[0] = tag::kAtomUtf8;
-      PutU16(p + 1, static_cast<uint16_t>(n));
-      pos_ += 3 + n;
-    }
-    return true;
-  }
-
-  std::string& buf_;
-  size_t pos_;
-};
-
 class Encoder : Writer {
  public:
   Encoder(AddonData& data, napi_env env, std::string& buf, size_t pos, const EncodeSettings& settings)
@@ -288,7 +192,11 @@ class Encoder : Writer {
     ERLPEB_NAPI(env_, napi_get_reference_value(env_, data_.termKind, &termKind_));
     napi_value v = root;
     for (;;) {
-      EncodeValue(v);
+      size_t owner = frames_.size();
+      if (!EncodeValue(v) && owner != 0) {
+        Frame& o = frames_[owner - 1];
+        if (o.kind == FrameKind::kMap && o.i % 2 == 1) o.mixedKeys = true;  // v was a key
+      }
       for (;;) {
         if (frames_.empty()) return;
         Frame& f = frames_.back();
@@ -410,13 +318,22 @@ class Encoder : Writer {
       f.batch = nullptr;
       ERLPEB_NAPI(env_, napi_open_handle_scope(env_, &f.batch));
     }
+    if (f.kind == FrameKind::kMap) {
+      if (f.i % 2 == 0) {
+        f.keyStart = pos_;
+      } else {
+        keyRanges_.push_back(KeyRange{f.keyStart, pos_ - f.keyStart});
+      }
+    }
     uint32_t i = f.i++;
     napi_value v;
     if (f.kind == FrameKind::kObject) {
       napi_value key;
       ERLPEB_NAPI(env_, napi_get_element(env_, f.keys, i, &key));
       f.key = key;
-      WriteStringBinary(key);
+      // Only a key with a lone surrogate can be written as the bytes of another key: its UTF-8
+      // is longer than its UTF-16 length, so ASCII keys (the common case) cost no more.
+      if (WriteStringBinary(key) && !f.keysChecked && HasLoneSurrogate(key)) CheckObjectKeys(f);
       ERLPEB_NAPI(env_, napi_get_property(env_, f.src, key, &v));
     } else {
       ERLPEB_NAPI(env_, napi_get_element(env_, f.src, i, &v));
@@ -429,13 +346,18 @@ class Encoder : Writer {
     if (f.batch != nullptr) ERLPEB_NAPI(env_, napi_close_handle_scope(env_, f.batch));
     f.batch = nullptr;
     if (f.kind == FrameKind::kList) Put8(tag::kNil);
+    if (f.kind == FrameKind::kMap) {
+      if (f.mixedKeys && f.n >= 4) CheckMapKeys(f);
+      keyRanges_.resize(f.keysBase);
+    }
     if (f.counted) depth_--;
     frames_.pop_back();
   }
 
   // ---- values ----
 
-  void EncodeValue(napi_value v) {
+  // True for a number or an ASCII string: distinct ones of those never encode alike.
+  bool EncodeValue(napi_value v) {
     napi_valuetype t;
     ERLPEB_NAPI(env_, napi_typeof(env_, v, &t));
     switch (t) {
@@ -443,14 +365,13 @@ class Encoder : Writer {
         double d;
         ERLPEB_NAPI(env_, napi_get_value_double(env_, v, &d));
         EncodeNumber(d);
-        return;
+        return true;
       }
       case napi_string:
-        WriteStringBinary(v);
-        return;
+        return !WriteStringBinary(v);
       case napi_object:
         EncodeObject(v);
-        return;
+        return false;
       case napi_boolean: {
         bool b;
         ERLPEB_NAPI(env_, napi_get_value_bool(env_, v, &b));
@@ -459,18 +380,18 @@ class Encoder : Writer {
         } else {
           PutBytes(kAtomFalse, sizeof kAtomFalse);
         }
-        return;
+        return false;
       }
       case napi_null:
       case napi_undefined:
         PutBytes(kAtomUndefined, sizeof kAtomUndefined);
-        return;
+        return false;
       case napi_bigint:
         WriteBigInt(v);
-        return;
+        return false;
       case napi_symbol:
         WriteSymbol(v);
-        return;
+        return false;
       case napi_function:
         Fail("a function has no Erlang counterpart");
       case napi_external:
@@ -528,7 +449,8 @@ class Encoder : Writer {
 
   // A JS string as BINARY_EXT, its UTF-8 written straight into the output: 3 bytes per UTF-16
   // unit is always enough (a surrogate pair is 2 units and 4 bytes).
-  void WriteStringBinary(napi_value s) {
+  // True when the string is not all ASCII.
+  bool WriteStringBinary(napi_value s) {
     size_t units = 0;
     ERLPEB_NAPI(env_, napi_get_value_string_utf16(env_, s, nullptr, 0, &units));
     size_t cap = units * 3 + 1;
@@ -538,6 +460,51 @@ class Encoder : Writer {
     p[0] = tag::kBinary;
     PutU32(p + 1, static_cast<uint32_t>(n));
     pos_ += 5 + n;
+    return n != units;
+  }
+
+  bool HasLoneSurrogate(napi_value s) {
+    size_t units = 0;
+    ERLPEB_NAPI(env_, napi_get_value_string_utf16(env_, s, nullptr, 0, &units));
+    std::u16string u(units + 1, u'\0');
+    ERLPEB_NAPI(env_, napi_get_value_string_utf16(env_, s, &u[0], units + 1, &units));
+    for (size_t k = 0; k < units; k++) {
+      char16_t c = u[k];
+      if (c >= 0xD800 && c <= 0xDBFF && k + 1 < units && u[k + 1] >= 0xDC00 && u[k + 1] <= 0xDFFF) {
+        k++;
+      } else if (c >= 0xD800 && c <= 0xDFFF) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Compares the UTF-8 of all the object's keys (once, when the first key with a lone surrogate
+  // is met) and fails at the first key written as the same bytes as an earlier one.
+  void CheckObjectKeys(Frame& f) {
+    f.keysChecked = true;
+    std::unordered_set<std::string> written;
+    written.reserve(f.n);
+    for (uint32_t j = 0; j < f.n; j++) {
+      // A scope per key: an object of a million keys must not keep a million handles.
+      napi_handle_scope scope;
+      ERLPEB_NAPI(env_, napi_open_handle_scope(env_, &scope));
+      napi_value key;
+      ERLPEB_NAPI(env_, napi_get_element(env_, f.keys, j, &key));
+      size_t units = 0;
+      ERLPEB_NAPI(env_, napi_get_value_string_utf16(env_, key, nullptr, 0, &units));
+      std::string utf8(units * 3 + 1, '\0');
+      size_t n = 0;
+      ERLPEB_NAPI(env_, napi_get_value_string_utf8(env_, key, &utf8[0], utf8.size(), &n));
+      utf8.resize(n);
+      bool repeated = !written.insert(std::move(utf8)).second;
+      ERLPEB_NAPI(env_, napi_close_handle_scope(env_, scope));
+      if (repeated) {
+        ERLPEB_NAPI(env_, napi_get_element(env_, f.keys, j, &f.key));
+        f.i = j + 1;  // the path names this key
+        Fail(kRepeatedObjectKey);
+      }
+    }
   }
 
   // An atom named by the JS string `name`.
@@ -653,6 +620,23 @@ class Encoder : Writer {
     WriteHeader32(tag::kMap, n / 2);
     if (n == 0) return;
     Push(FrameKind::kMap, true, flat, n & ~1u);
+    frames_.back().keysBase = keyRanges_.size();
+  }
+
+  // Keys distinct in JS may still encode the same ('a' and Buffer.from('a'), 1 and 1n, two equal
+  // Tuples): when a Map has a key that is not a number or an ASCII string (distinct ones of those
+  // never encode alike), the encoded bytes of its keys are compared once it is written, and the
+  // first key written as an earlier one is refused.
+  void CheckMapKeys(Frame& f) {
+    size_t count = keyRanges_.size() - f.keysBase;
+    keyTable_.Reset(count);
+    for (size_t j = 0; j < count; j++) {
+      const KeyRange& r = keyRanges_[f.keysBase + j];
+      if (!keyTable_.Add(buf_, r.start, r.len)) {
+        f.i = static_cast<uint32_t>(2 * j + 1);  // the path names this key
+        Fail(kRepeatedMapKey);
+      }
+    }
   }
 
   napi_value Get(napi_value obj, const char* name) {
@@ -951,143 +935,12 @@ class Encoder : Writer {
   uint32_t maxDepth_;
   uint32_t depth_ = 0;
   std::vector<Frame> frames_;
+  std::vector<KeyRange> keyRanges_;  // the keys of the open Maps, innermost last
+  KeyRanges keyTable_;
   napi_value objectPrototype_ = nullptr;
   napi_value termKind_ = nullptr;
 };
 
-
-// Encodes what the JS walk in lib/codec/native.ts put on an encode tape (tape.h). The tape comes
-// from our own JS, but it is still read with every index checked.
-class TapeEncoder : Writer {
- public:
-  TapeEncoder(std::string& buf, size_t pos) : Writer(buf, pos) {}
-  using Writer::pos;
-
-  // False when the tape holds a value this path leaves to the full encoder (which reports it).
-  bool Run(const double* t, size_t n, const char16_t* text, size_t textLen, const TapeBytes& bytesAt) {
-    t_ = t;
-    n_ = n;
-    size_t ti = 0;
-    while (i_ < n_) {
-      // Any double may be here: only a small integral one is an op (casting one outside int's
-      // range to int is undefined behaviour).
-      double d = Next();
-      int op = d >= 0 && d <= 255 && std::trunc(d) == d ? static_cast<int>(d) : 0;
-      switch (op) {
-        case eop::kString: {
-          size_t len = Count();
-          if (len > textLen - ti) Malformed();
-          uint8_t* p = Reserve(5 + 3 * len);
-          size_t chars;
-          size_t bytes = Utf16ToUtf8(text + ti, len, p + 5, &chars);
-          p[0] = tag::kBinary;
-          PutU32(p + 1, static_cast<uint32_t>(bytes));
-          pos_ += 5 + bytes;
-          ti += len;
-          break;
-        }
-        case eop::kNumber:
-          if (!WriteNumber(Next())) return false;
-          break;
-        case eop::kTrue:
-          PutBytes(kAtomTrue, sizeof kAtomTrue);
-          break;
-        case eop::kFalse:
-          PutBytes(kAtomFalse, sizeof kAtomFalse);
-          break;
-        case eop::kUndefined:
-          PutBytes(kAtomUndefined, sizeof kAtomUndefined);
-          break;
-        case eop::kNil:
-          Put8(tag::kNil);
-          break;
-        case eop::kList:
-          WriteHeader32(tag::kList, static_cast<uint32_t>(Count()));
-          break;
-        case eop::kMap:
-          WriteHeader32(tag::kMap, static_cast<uint32_t>(Count()));
-          break;
-        case eop::kTuple: {
-          size_t arity = Count();
-          if (arity <= 255) {
-            uint8_t* p = Reserve(2);
-            p[0] = tag::kSmallTuple;
-            p[1] = static_cast<uint8_t>(arity);
-            pos_ += 2;
-          } else {
-            WriteHeader32(tag::kLargeTuple, static_cast<uint32_t>(arity));
-          }
-          break;
-        }
-        case eop::kAtom: {
-          size_t len = Count();
-          if (len > textLen - ti) Malformed();
-          if (len > 510) return false;  // surely more than 255 characters
-          uint8_t* p = Reserve(3 + 3 * len);
-          size_t chars;
-          size_t bytes = Utf16ToUtf8(text + ti, len, p + 2, &chars);
-          if (!FinishAtom(p, bytes, chars)) return false;
-          ti += len;
-          break;
-        }
-        case eop::kFloat: {
-          double d = Next();
-          if (!std::isfinite(d)) return false;
-          WriteFloat(d);
-          break;
-        }
-        case eop::kBytes: {
-          const uint8_t* data = nullptr;
-          size_t length = 0;
-          if (!bytesAt(static_cast<uint32_t>(Count()), &data, &length) || length > 0xFFFFFFFFull) return false;
-          WriteHeader32(tag::kBinary, static_cast<uint32_t>(length));
-          PutBytes(data, length);
-          break;
-        }
-        default:
-          Malformed();
-      }
-    }
-    if (ti != textLen) Malformed();
-    return true;
-  }
-
- private:
-  [[noreturn]] static void Malformed() { throw std::runtime_error("erl-peb: malformed encode tape"); }
-
-  double Next() {
-    if (i_ >= n_) Malformed();
-    return t_[i_++];
-  }
-
-  size_t Count() {
-    double d = Next();
-    if (!(d >= 0 && d <= 4294967295.0) || std::trunc(d) != d) Malformed();
-    return static_cast<size_t>(d);
-  }
-
-  const double* t_ = nullptr;
-  size_t n_ = 0;
-  size_t i_ = 0;
-};
-
-// Replaces the plain term at buf[start..*pos) (version byte first) with its compressed form
-// (131, 80, u32 size, zlib data) when that is shorter, as Erlang's term_to_binary does.
-void CompressTerm(std::string& buf, size_t start, size_t* pos, int level) {
-  size_t plain = *pos - start - 1;
-  if (level < 0 || plain > 0xFFFFFFFFull) return;
-  uLongf zlen = compressBound(static_cast<uLong>(plain));
-  std::unique_ptr<Bytef[]> z(new Bytef[zlen]);
-  int rc = compress2(z.get(), &zlen, reinterpret_cast<const Bytef*>(buf.data() + start + 1),
-                     static_cast<uLong>(plain), level);
-  if (rc == Z_MEM_ERROR) throw std::bad_alloc();
-  if (rc != Z_OK || 6 + zlen >= 1 + plain) return;
-  uint8_t* p = reinterpret_cast<uint8_t*>(&buf[start]);
-  p[1] = tag::kCompressed;
-  PutU32(p + 2, static_cast<uint32_t>(plain));
-  std::memcpy(p + 6, z.get(), zlen);
-  *pos = start + 6 + zlen;
-}
 
 }  // namespace
 
@@ -1113,18 +966,6 @@ void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::stri
   EncodeInto(data, env, value, buf, &end, settings);
   *pos = end;
   CompressTerm(buf, start, pos, settings.compressLevel);
-}
-
-bool EncodeTapeInto(const double* tape, size_t n, const char16_t* text, size_t textLen, const TapeBytes& bytesAt,
-                    std::string& buf, size_t* pos, int compressLevel) {
-  size_t start = *pos;
-  if (buf.size() < start + 256) buf.resize(start + 256);
-  buf[start] = static_cast<char>(tag::kVersion);
-  TapeEncoder encoder(buf, start + 1);
-  if (!encoder.Run(tape, n, text, textLen, bytesAt)) return false;
-  *pos = encoder.pos();
-  CompressTerm(buf, start, pos, compressLevel);
-  return true;
 }
 
 void TermToBinary(AddonData& data, Napi::Value value, std::string& out, const EncodeSettings& settings) {

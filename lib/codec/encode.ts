@@ -47,6 +47,13 @@ let fNext: number[] = []; // index of the next element
 let fCount: number[] = [];
 let fTail: unknown[] = [];
 let fCounted: boolean[] = []; // counts towards maxDepth (an improper list of no elements does not)
+let fAux: number[] = []; // F_MAP: where its keys start in kStart/kEnd; F_OBJECT: 1 once its keys were compared
+let fKeyAt: number[] = []; // F_MAP: where the key being written starts in buf
+let fMixed: boolean[] = []; // F_MAP: some key is not a number or an ASCII string
+/** The byte ranges of buf the keys of the open Maps were written to, innermost last; `kn` in use. */
+let kStart: number[] = [];
+let kEnd: number[] = [];
+let kn = 0;
 let sp = 0;
 /** Containers open that count towards maxDepth. */
 let depth = 0;
@@ -85,6 +92,109 @@ function pathOf(): string {
     }
   }
   return s;
+}
+
+// Erlang refuses a map with a repeated key (binary_to_term says badarg; a node that gets one in a
+// distribution message drops the connection), so the encoder refuses to write one.
+const REPEATED_OBJECT_KEY =
+  'this key is written as the same binary as an earlier key (a lone surrogate becomes U+FFFD); ' +
+  'Erlang refuses a map with a repeated key';
+const REPEATED_MAP_KEY = 'this key encodes to the same term as an earlier key; Erlang refuses a map with a repeated key';
+
+/**
+ * The encoded keys of one Map, as byte ranges of `buf` (offsets: `buf` is replaced as it grows),
+ * in an open-addressing table: finds a key that encodes to the same bytes as an earlier one.
+ */
+class KeyRanges {
+  /** Per slot: start + 1 (0: empty), length, hash. */
+  private readonly slots: Uint32Array;
+  private readonly mask: number;
+
+  constructor(entries: number) {
+    let cap = 8;
+    while (cap < entries * 2) cap *= 2;
+    this.slots = new Uint32Array(cap * 3);
+    this.mask = cap - 1;
+  }
+
+  /** Adds buf[start..end); false when the same bytes are in already. */
+  add(start: number, end: number): boolean {
+    const len = end - start;
+    // FNV-1a over the length and at most the first and last 32 bytes (a long key is compared in full on a match).
+    let h = Math.imul(0x811c9dc5 ^ len, 0x01000193);
+    const head = len <= 64 ? end : start + 32;
+    for (let i = start; i < head; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+    if (len > 64) for (let i = end - 32; i < end; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+    h >>>= 0;
+    const slots = this.slots;
+    for (let s = h & this.mask; ; s = (s + 1) & this.mask) {
+      const at = slots[s * 3];
+      if (at === 0) {
+        slots[s * 3] = start + 1;
+        slots[s * 3 + 1] = len;
+        slots[s * 3 + 2] = h;
+        return true;
+      }
+      if (slots[s * 3 + 2] === h && slots[s * 3 + 1] === len && sameBytes(at - 1, start, len)) return false;
+    }
+  }
+}
+
+function sameBytes(a: number, b: number, len: number): boolean {
+  if (len > 32) return buf.compare(buf, a, a + len, b, b + len) === 0;
+  for (let i = 0; i < len; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}
+
+function hasLoneSurrogate(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Keys distinct in JS may still encode the same ('a' and Buffer.from('a'), 1 and 1n, two equal
+ * Tuples): when a Map has a key that is not a number or an ASCII string (distinct ones of those
+ * never encode alike), the encoded bytes of its keys are compared once it is written, and the
+ * first key written as an earlier one is refused.
+ */
+function checkMapKeys(i: number): void {
+  const base = fAux[i];
+  const table = new KeyRanges(kn - base);
+  for (let j = base; j < kn; j++) {
+    if (!table.add(kStart[j], kEnd[j])) {
+      fNext[i] = 2 * (j - base) + 1; // the path names this key
+      fail(REPEATED_MAP_KEY);
+    }
+  }
+}
+
+/**
+ * Compares the UTF-8 of all the keys of the object open at stack entry `i` (once, when the first
+ * key with a lone surrogate is met) and fails at the first key written as the same bytes as an earlier one.
+ */
+function checkObjectKeys(i: number): void {
+  fAux[i] = 1;
+  const keys = fKeys[i] as string[];
+  const written = new Set<string>();
+  for (let j = 0; j < keys.length; j++) {
+    const w = Buffer.from(keys[j], 'utf8').toString('latin1');
+    if (written.has(w)) {
+      fNext[i] = j + 1; // the path names this key
+      fail(REPEATED_OBJECT_KEY);
+    }
+    written.add(w);
+  }
 }
 
 function fail(message: string): never {
@@ -315,10 +425,28 @@ function encodeRoot(root: unknown): void {
       const i = sp - 1;
       const k = fNext[i];
       if (k < fCount[i]) {
+        const kind = fKind[i];
+        if (kind === F_MAP) {
+          if ((k & 1) === 0) {
+            fKeyAt[i] = pos;
+          } else {
+            const at = fKeyAt[i];
+            kStart[kn] = at;
+            kEnd[kn++] = pos;
+            if (!fMixed[i]) {
+              const key = (fSrc[i] as unknown[])[k - 1];
+              if (typeof key !== 'number' && (typeof key !== 'string' || pos - at !== key.length + 5)) fMixed[i] = true;
+            }
+          }
+        }
         fNext[i] = k + 1;
-        if (fKind[i] === F_OBJECT) {
+        if (kind === F_OBJECT) {
           const key = (fKeys[i] as string[])[k];
+          const at = pos;
           writeString(key);
+          // Only a key with a lone surrogate can be written as the bytes of another key: its UTF-8
+          // is longer than its UTF-16 length, so ASCII keys (the common case) cost no more.
+          if (pos - at !== key.length + 5 && fAux[i] === 0 && hasLoneSurrogate(key)) checkObjectKeys(i);
           v = (fSrc[i] as Record<string, unknown>)[key];
         } else {
           v = (fSrc[i] as unknown[])[k];
@@ -334,6 +462,9 @@ function encodeRoot(root: unknown): void {
       if (kind === F_LIST) {
         if (pos + 1 > buf.length) grow(1);
         buf[pos++] = T.NIL_EXT;
+      } else if (kind === F_MAP) {
+        if (fMixed[i] && fCount[i] >= 4) checkMapKeys(i);
+        kn = fAux[i];
       }
       if (fCounted[i]) depth--;
       fSrc[i] = fKeys[i] = fTail[i] = null;
@@ -403,6 +534,7 @@ function encodeObject(v: object): void {
     if (keys.length !== 0) {
       push(F_OBJECT, v, keys.length, true);
       fKeys[sp - 1] = keys;
+      fAux[sp - 1] = 0;
     }
     return;
   }
@@ -416,7 +548,11 @@ function encodeObject(v: object): void {
     const flat: unknown[] = [];
     for (const [key, value] of v) flat.push(key, value);
     writeHeader32(T.MAP_EXT, flat.length >>> 1);
-    if (flat.length !== 0) push(F_MAP, flat, flat.length, true);
+    if (flat.length !== 0) {
+      push(F_MAP, flat, flat.length, true);
+      fAux[sp - 1] = kn;
+      fMixed[sp - 1] = false;
+    }
   } else {
     fail(`cannot encode ${describe(v)}`);
   }
@@ -637,6 +773,11 @@ function run(term: unknown, options: EncodeOptions | undefined, version: boolean
     return runFresh(term, o.maxDepth, o.compressLevel, version);
   } finally {
     busy = false;
+    // nor keep the key ranges of a huge Map
+    if (kStart.length > 65536) {
+      kStart = [];
+      kEnd = [];
+    }
   }
 }
 
@@ -645,7 +786,7 @@ function run(term: unknown, options: EncodeOptions | undefined, version: boolean
  * fresh state and the outer state is put back afterwards.
  */
 function runNested(term: unknown, depthLimit: number, level: number, version: boolean): Buffer {
-  const saved = { buf, pos, maxDepth, fKind, fSrc, fKeys, fNext, fCount, fTail, fCounted, sp, depth };
+  const saved = { buf, pos, maxDepth, fKind, fSrc, fKeys, fNext, fCount, fTail, fCounted, fAux, fKeyAt, fMixed, kStart, kEnd, kn, sp, depth };
   buf = Buffer.allocUnsafeSlow(1024) as FastBuffer;
   fKind = [];
   fSrc = [];
@@ -654,10 +795,15 @@ function runNested(term: unknown, depthLimit: number, level: number, version: bo
   fCount = [];
   fTail = [];
   fCounted = [];
+  fAux = [];
+  fKeyAt = [];
+  fMixed = [];
+  kStart = [];
+  kEnd = [];
   try {
     return runFresh(term, depthLimit, level, version);
   } finally {
-    ({ buf, pos, maxDepth, fKind, fSrc, fKeys, fNext, fCount, fTail, fCounted, sp, depth } = saved);
+    ({ buf, pos, maxDepth, fKind, fSrc, fKeys, fNext, fCount, fTail, fCounted, fAux, fKeyAt, fMixed, kStart, kEnd, kn, sp, depth } = saved);
   }
 }
 
@@ -665,6 +811,7 @@ function runFresh(term: unknown, depthLimit: number, level: number, version: boo
   maxDepth = depthLimit;
   pos = 0;
   sp = 0;
+  kn = 0;
   depth = 0;
   if (version) buf[pos++] = T.VERSION;
   const start = pos;
@@ -674,6 +821,7 @@ function runFresh(term: unknown, depthLimit: number, level: number, version: boo
     // drop references to the value, and a scratch buffer grown too big to keep
     for (let j = 0; j < sp; j++) fSrc[j] = fKeys[j] = fTail[j] = null;
     sp = 0;
+    kn = 0;
     if (buf.length > SCRATCH_KEEP) buf = freshScratch();
     throw e;
   }
