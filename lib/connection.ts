@@ -62,6 +62,9 @@ export type Destination = string | Atom | Pid;
 
 export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected' | 'closed';
 
+/** `[]` encoded: the arguments of most rpc calls. */
+const NO_ARGS = Buffer.from([131, 106]);
+
 /** The native class (native/connection.cc). */
 interface NativeConnection {
   connect(node: string, timeout: number): void;
@@ -479,7 +482,7 @@ export class Connection extends EventEmitter {
       const signal = signalOf(options);
       if (signal?.aborted) return Promise.reject(abortReason(signal));
       if (!this.usable()) throw this.unusable(`rpc ${m}:${f}/${args.length}`);
-      const encoded = termToBinary(args as Term[]);
+      const encoded = args.length === 0 ? NO_ARGS : termToBinary(args as Term[]);
       const id = this.nextId++;
       let monitor = this.monitors.get('rex');
       this.holdWrites();
