@@ -3,7 +3,6 @@
  * tsx) in a child process, real Erlang nodes with random names, a temporary folder as HOME and
  * as the state folder. Every node started here is stopped in afterAll, killed if need be.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Connection } from '../../lib/connection';
 import { atom, Tuple, tuple, type Term } from '../../lib/terms';
 import { listenersOf, LOOPBACK, tcpListeners } from '../support/listeners';
+import { run, type Run } from '../support/run';
 
 const root = resolve(__dirname, '..', '..');
 const MAIN = join(root, 'lib', 'cli', 'main.ts');
@@ -29,12 +29,6 @@ const pids = new Set<number>();
 /** Everything the CLI printed, to check that the cookie never appears in it. */
 const printed: string[] = [];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('ERL_PEB_')) delete env[k];
@@ -42,29 +36,16 @@ function baseEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs `erl-peb ...args` and collects its exit status and output. */
-function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
   if (args[0] === 'server' && args[1] === 'start') {
     const i = args.indexOf('--name');
     if (i >= 0) started.add(args[i + 1]!);
     // The command gives up (and stops the node) well before the test would time out.
     if (!args.includes('--timeout') && !args.includes('--help')) args = [...args, '--timeout', '30'];
   }
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      cwd: root,
-      env: baseEnv(extraEnv),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      printed.push(stdout, stderr);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
+  const r = await run(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: root, env: baseEnv(extraEnv) });
+  printed.push(r.stdout, r.stderr);
+  return r;
 }
 
 const nodeName = (prefix: string): string => `${prefix}_${randomBytes(5).toString('hex')}@127.0.0.1`;

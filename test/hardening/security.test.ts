@@ -9,7 +9,6 @@
  * The session server is the one the CLI starts, with its defaults, under a temporary HOME and
  * state folder, and with an EPMD port of its own: the EPMD checked is the one that node started.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -25,6 +24,7 @@ import { SessionClient } from '../../lib/session/client';
 import { atom, charlist, tuple, type Term, type Tuple } from '../../lib/terms';
 import { erlangEnv } from '../support/erlang-node';
 import { ownerOf, socketInodes, tcpListeners } from '../support/listeners';
+import { run, type Run } from '../support/run';
 import { until } from '../session/server';
 
 const root = resolve(__dirname, '..', '..');
@@ -45,29 +45,14 @@ let nodePid: number;
 /** Everything the CLI printed. */
 const printed: string[] = [];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `erl-peb ...args` as a user runs it, with this test's HOME, state folder and EPMD port. */
-function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
   const env = erlangEnv();
   for (const k of Object.keys(env)) if (k.startsWith('ERL_PEB_')) delete env[k];
   Object.assign(env, { HOME: home, ERL_PEB_STATE_DIR: state, ERL_EPMD_PORT: String(epmdPort), ...extraEnv });
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      printed.push(stdout, stderr);
-      done({ code, stdout, stderr });
-    });
-  });
+  const r = await run(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: root, env });
+  printed.push(r.stdout, r.stderr);
+  return r;
 }
 
 function freePort(): Promise<number> {

@@ -375,15 +375,22 @@ describe('ErlangStore with lock', () => {
 });
 
 describe('ErlangStore when the Erlang node goes away', () => {
-  it("says 'connect' once the node's session server answers: until then requests go on without a session", async () => {
+  /** A store (reconnecting quickly) on a session server node of its own, and a browser that has visited once. */
+  async function storeOnItsOwnNode(): Promise<{ own: ErlangNode; serving: { node: ErlangNode }; s: ErlangStore; b: Browser }> {
     const own = await startSessionServer('#{backend => ets}');
-    let current = own;
-    cleanup.push(() => current.stop());
+    // The node serving now: a restart replaces it.
+    const serving = { node: own };
+    cleanup.push(() => serving.node.stop());
     const s = new ErlangStore({ connect: { node: own.name, cookie: own.cookie, reconnect: { initialDelay: 20, maxDelay: 200 } } });
     cleanup.push(() => s.close());
     const a = await app(s);
     const b = new Browser(a.url);
     expect((await b.get('/visit')).body.visits).toBe(1);
+    return { own, serving, s, b };
+  }
+
+  it("says 'connect' once the node's session server answers: until then requests go on without a session", async () => {
+    const { own, serving, s, b } = await storeOnItsOwnNode();
     let connects = 0;
     s.on('connect', () => connects++);
 
@@ -392,7 +399,7 @@ describe('ErlangStore when the Erlang node goes away', () => {
     await own.exit;
     await disconnected;
     // The node comes back without its session server: the connection is up again, the store is not.
-    current = await startNode({ name: own.name, cookie: own.cookie, codePaths: [ebin] });
+    serving.node = await startNode({ name: own.name, cookie: own.cookie, codePaths: [ebin] });
     await until(() => s.client.conn?.state === 'connected', 'the store reconnects to the node');
     for (let i = 0; i < 3; i++) {
       const r = await b.get('/visit');
@@ -402,21 +409,14 @@ describe('ErlangStore when the Erlang node goes away', () => {
     expect(connects).toBe(0);
 
     const connected = once(s, 'connect');
-    expect(await current.evalText('erl_peb:start_server(#{backend => ets})')).toBe('ok');
+    expect(await serving.node.evalText('erl_peb:start_server(#{backend => ets})')).toBe('ok');
     await connected;
     expect(connects).toBe(1);
     expect((await b.get('/visit')).body.visits).toBe(1);
   });
 
   it('answers requests without a session during the outage, and serves sessions again after a restart', async () => {
-    const own = await startSessionServer('#{backend => ets}');
-    let current = own;
-    cleanup.push(() => current.stop());
-    const s = new ErlangStore({ connect: { node: own.name, cookie: own.cookie, reconnect: { initialDelay: 20, maxDelay: 200 } } });
-    cleanup.push(() => s.close());
-    const a = await app(s);
-    const b = new Browser(a.url);
-    expect((await b.get('/visit')).body.visits).toBe(1);
+    const { own, serving, s, b } = await storeOnItsOwnNode();
 
     const disconnected = once(s, 'disconnect');
     own.signal('SIGKILL');
@@ -435,7 +435,7 @@ describe('ErlangStore when the Erlang node goes away', () => {
     }
 
     const connected = once(s, 'connect');
-    current = await startSessionServer('#{backend => ets}', { name: own.name, cookie: own.cookie });
+    serving.node = await startSessionServer('#{backend => ets}', { name: own.name, cookie: own.cookie });
     await connected;
     // The new node's ETS table is empty: the old cookie finds nothing and a new session starts.
     expect((await b.get('/visit')).body.visits).toBe(1);
