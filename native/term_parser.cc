@@ -8,6 +8,7 @@
 #include <locale.h>
 #include <new>
 #include <string_view>
+#include <unordered_set>
 
 #include "byte_reader.h"
 #include "etf_tags.h"
@@ -216,6 +217,8 @@ void TermParser::Run() {
         }
         Frame& f = Push(FrameKind::kMap, pairs * 2, at);
         f.allRaw = true;
+        f.atomKeys = false;
+        f.binaryKeys = false;
         f.keysBase = rawKeys_.size();
         continue;
       }
@@ -389,6 +392,7 @@ inline bool TermParser::TakeRawKey(Frame& f) {
       Key(p, n, units);
     }
     rawKeys_.push_back(RawKey{true, at});
+    f.atomKeys = true;
     return true;
   }
   if (t == tag::kBinary || t == tag::kBitBinary) {
@@ -402,6 +406,7 @@ inline bool TermParser::TakeRawKey(Frame& f) {
         pos_ += header + n;
         Key(p, n, units);
         rawKeys_.push_back(RawKey{true, at});
+        f.binaryKeys = true;
         return true;
       }
     }
@@ -491,9 +496,41 @@ inline void TermParser::FinishFrame() {
   }
 }
 
+// Whether two keys of a map whose keys were all taken as text are the same text. Only an atom and a
+// binary can be (`a` and <<"a">>: distinct atoms, or distinct binaries, are distinct texts), and
+// one object cannot hold both: the map is then a Map.
+bool TermParser::KeysRepeat(const Frame& f) {
+  std::unordered_set<std::string> seen;
+  const uint32_t pairs = f.n / 2;
+  const size_t saved = pos_;
+  for (uint32_t j = 0; j < pairs; j++) {
+    const size_t at = rawKeys_[f.keysBase + j].at;
+    const uint8_t t = b_[at];
+    std::string text;
+    if (IsAtomTag(t)) {
+      const uint8_t* p;
+      uint32_t n;
+      bool latin1;
+      pos_ = at + 1;
+      ReadAtom(t, at, &p, &n, &latin1);  // read once already: it cannot fail now
+      if (latin1) Latin1ToUtf8(p, n, text);
+      else text.assign(reinterpret_cast<const char*>(p), n);
+    } else {
+      const size_t header = t == tag::kBinary ? 5 : 6;
+      text.assign(reinterpret_cast<const char*>(b_ + at + header), GetU32(b_ + at + 1));
+    }
+    if (!seen.insert(std::move(text)).second) {
+      pos_ = saved;
+      return true;
+    }
+  }
+  pos_ = saved;
+  return false;
+}
+
 inline void TermParser::FinishMap(const Frame& f) {
   uint32_t pairs = f.n / 2;
-  if (mapsAsObjects_ && f.allRaw) {
+  if (mapsAsObjects_ && f.allRaw && !(f.atomKeys && f.binaryKeys && KeysRepeat(f))) {
     Op(dop::kObject, pairs);
   } else {
     // Keys taken as text go back to what they are as terms: a binary, an Atom, true...

@@ -52,6 +52,8 @@ struct DecoderState {
   struct Frame {
     FrameKind kind;
     bool allRaw;      // map: every key so far is an atom or a UTF-8 binary
+    bool atomKeys;    // map: some key taken as text is an atom
+    bool binaryKeys;  // map: some key taken as text is a binary
     bool inTail;      // list: the elements are done, the tail is being decoded
     uint32_t n;       // list/tuple: elements; map: keys and values (2 per pair); fun: free variables
     uint32_t i;       // taken so far
@@ -137,6 +139,7 @@ class TermParser {
   size_t TextAtom(const uint8_t* p, uint32_t n, bool latin1, size_t* units);
 
   void ReadAtom(uint8_t t, size_t at, const uint8_t** p, uint32_t* n, bool* latin1);
+  bool KeysRepeat(const DecoderState::Frame& f);
   void ReadAtomField(const char* what, size_t* textPos, size_t* textLen);
   bool TakeRawKey(Frame& f);
   void Key(const uint8_t* p, size_t n, size_t units);

@@ -348,21 +348,32 @@ function finishMap(kv: unknown[], asObject: boolean): unknown {
     const n = kv.length;
     const keys: string[] = new Array(n >>> 1);
     let ok = true;
+    let atoms = false;
+    let binaries = false;
     for (let i = 0; i < n; i += 2) {
       const k = kv[i];
       let s: string;
-      if (typeof k === 'string') s = k;
-      else if (k instanceof Atom) s = k.name;
-      else if (k === true) s = 'true';
-      else if (k === false) s = 'false';
-      else if (k === null) s = 'undefined';
-      else if (k instanceof Uint8Array && isUtf8(k)) s = Buffer.from(k.buffer, k.byteOffset, k.length).toString('utf8');
-      else {
+      if (typeof k === 'string') {
+        s = k;
+        binaries = true;
+      } else if (k instanceof Atom) {
+        s = k.name;
+        atoms = true;
+      } else if (k === true || k === false || k === null) {
+        s = k === null ? 'undefined' : String(k);
+        atoms = true;
+      } else if (k instanceof Uint8Array && isUtf8(k)) {
+        s = Buffer.from(k.buffer, k.byteOffset, k.length).toString('utf8');
+        binaries = true;
+      } else {
         ok = false;
         break;
       }
       keys[i >>> 1] = s;
     }
+    // An atom and a binary may be the same text (`a` and <<"a">>), which one object cannot hold
+    // twice: such a map is a Map (distinct atoms, or distinct binaries, are distinct texts).
+    if (ok && atoms && binaries && new Set(keys).size !== keys.length) ok = false;
     if (ok) {
       const o: Record<string, unknown> = {};
       for (let i = 0; i < n; i += 2) {
