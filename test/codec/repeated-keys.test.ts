@@ -56,12 +56,14 @@ const kept: Array<[string, unknown, string]> = [
   ['one entry', map([1n, 1]), '#{1 => 1}'],
 ];
 
+// One node for the file: Erlang's own verdicts and Erlang-made maps.
+let erl: ErlangNode;
+beforeAll(async () => {
+  erl = await startNode();
+});
+afterAll(() => erl?.stop());
+
 describe('maps whose keys encode to the same term', () => {
-  let erl: ErlangNode;
-  beforeAll(async () => {
-    erl = await startNode();
-  });
-  afterAll(() => erl?.stop());
 
   it.each(refused)('are refused by both codecs alike: %s', (_name, value, path, message) => {
     for (const codec of [native, pure]) {
@@ -110,18 +112,12 @@ describe('maps whose keys encode to the same term', () => {
 describe('maps decoded as objects whose keys are the same text', () => {
   // An atom and a binary of the same text are two keys to Erlang and one to a JS object: such a
   // map decodes as a Map, so that neither value is lost.
-  let node: ErlangNode;
-  beforeAll(async () => {
-    node = await startNode();
-  });
-  afterAll(() => node.stop());
-
   it.each([
     ['an atom and a binary', '#{a => 1, <<"a">> => 2}', [atom('a'), 1], ['a', 2]],
     ['true and <<"true">>', '#{true => 1, <<"true">> => 2}', [true, 1], ['true', 2]],
     ["a Latin-1 atom and the binary of its UTF-8", "#{'\\x{e9}' => 1, <<\"\\x{e9}\"/utf8>> => 2}", [atom('é'), 1], ['é', 2]],
   ] as Array<[string, string, [unknown, number], [string, number]]>)('decode as a Map, in both codecs: %s', async (_name, expr, first, second) => {
-    const bytes = await node.eval(expr);
+    const bytes = await erl.eval(expr);
     for (const codec of [native, pure]) {
       for (const binaries of ['string', 'buffer'] as const) {
         const m = codec.binaryToTerm(bytes, { maps: 'object', binaries });
@@ -135,7 +131,7 @@ describe('maps decoded as objects whose keys are the same text', () => {
   });
 
   it('stay objects when their keys are different texts', async () => {
-    const bytes = await node.eval('#{a => 1, <<"b">> => 2, true => 3}');
+    const bytes = await erl.eval('#{a => 1, <<"b">> => 2, true => 3}');
     for (const codec of [native, pure]) expect(codec.binaryToTerm(bytes, { maps: 'object' })).toStrictEqual({ a: 1, b: 2, true: 3 });
   });
 });

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type ErlangNode } from '../support/erlang-node';
+import { run, type Run } from '../support/run';
 
 const CHILD = join(__dirname, 'fixtures', 'lifecycle-child.ts');
 
@@ -13,27 +13,11 @@ beforeAll(async () => {
 
 afterAll(() => node?.stop());
 
-interface Ended {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the fixture in a child process (with tsx) and resolves when that process has ended by itself. */
-function runChild(mode: string, nodeArgs: string[] = []): Promise<Ended> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, mode], {
-      cwd: join(__dirname, '..', '..'),
-      env: { ...process.env, ERL_PEB_NODE: node.name, ERL_PEB_COOKIE: node.cookie },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+function runChild(mode: string, nodeArgs: string[] = []): Promise<Run> {
+  return run(process.execPath, [...nodeArgs, '--import', 'tsx', CHILD, mode], {
+    cwd: join(__dirname, '..', '..'),
+    env: { ...process.env, ERL_PEB_NODE: node.name, ERL_PEB_COOKIE: node.cookie },
   });
 }
 

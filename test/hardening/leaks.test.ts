@@ -4,10 +4,10 @@
  * child process of its own (fixtures/leak-child.ts, with --expose-gc), which notes its RSS after a
  * warm-up and a full collection, and again after the loop and another collection.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type ErlangNode } from '../support/erlang-node';
+import { run } from '../support/run';
 
 const CHILD = join(__dirname, 'fixtures', 'leak-child.ts');
 const MB = 1024 * 1024;
@@ -21,27 +21,17 @@ interface Measured {
   rssAfter: number;
 }
 
-function runChild(mode: 'codec' | 'connect', count: number, env: NodeJS.ProcessEnv = {}): Promise<Measured> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD, mode, String(count)], {
-      cwd: join(__dirname, '..', '..'),
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code !== 0) return reject(new Error(`leak-child ${mode} ended with ${code ?? signal}: ${stderr}`));
-      try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Measured);
-      } catch {
-        reject(new Error(`leak-child ${mode} printed no measurement: ${stdout}${stderr}`));
-      }
-    });
+async function runChild(mode: 'codec' | 'connect', count: number, env: NodeJS.ProcessEnv = {}): Promise<Measured> {
+  const r = await run(process.execPath, ['--expose-gc', '--import', 'tsx', CHILD, mode, String(count)], {
+    cwd: join(__dirname, '..', '..'),
+    env: { ...process.env, ...env },
   });
+  if (r.code !== 0) throw new Error(`leak-child ${mode} ended with ${r.code ?? r.signal}: ${r.stderr}`);
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Measured;
+  } catch {
+    throw new Error(`leak-child ${mode} printed no measurement: ${r.stdout}${r.stderr}`);
+  }
 }
 
 function describeGrowth(m: Measured): string {
