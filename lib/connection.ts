@@ -40,7 +40,7 @@ import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions
 import { termToBinary } from './codec/native';
 import { resolveDecodeOptions } from './codec/options';
 import { ClosedError, ConfigError, ConnectionError, EncodeError, ErlPebError, RemoteError, TimeoutError } from './errors';
-import { nativeBinding } from './native';
+import { buildTerm, nativeBinding } from './native';
 import { printTerm } from './peb/print';
 import { Atom, atom, Pid, Tuple, type Term } from './terms';
 
@@ -82,7 +82,7 @@ interface NativeConnection {
   close(): void;
   self(): [string, number, number, number];
 }
-type OnEvents = (meta: Float64Array, n: number, values: unknown[]) => void;
+type OnEvents = (meta: Float64Array, n: number, values: unknown[], tape: Float64Array | undefined, text: string | undefined, src: Uint8Array | undefined) => void;
 type NativeConnectionClass = new (options: object, onEvents: OnEvents) => NativeConnection;
 
 // Event kinds of native/connection.h.
@@ -366,7 +366,7 @@ export class Connection extends EventEmitter {
   private lostError: ConnectionError | undefined;
   // Held here; the native object holds it strongly only while something waits (see updateRef), so
   // an unreferenced idle connection can be collected.
-  private readonly onEventsFn: OnEvents = (meta, n, values) => this.onEvents(meta, n, values);
+  private readonly onEventsFn: OnEvents = (meta, n, values, tape, text, src) => this.onEvents(meta, n, values, tape, text, src);
   // Through a WeakRef: the (unref'd) timer must not keep an idle connection from being collected.
   private readonly deadlines = Connection.deadlinesFor(new WeakRef(this));
   /** Writes are held until the end of this turn of the event loop (see holdWrites). */
@@ -727,15 +727,38 @@ export class Connection extends EventEmitter {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Events from the I/O thread: event i has kind meta[2i], id meta[2i + 1] and term values[i].
-  // meta is reused by the next batch: read it here, synchronously.
+  // Events from the I/O thread: event i has kind meta[4i], id meta[4i + 1], and its term is
+  // values[i], or, when meta[4i + 2] >= 0, ops [meta[4i + 2], meta[4i + 3]) of the batch's tape
+  // (one entry from native code for the whole batch). meta and the tape are reused by the next
+  // batch: read them here, synchronously.
 
-  private onEvents(meta: Float64Array, n: number, values: unknown[]): void {
+  private onEvents(
+    meta: Float64Array,
+    n: number,
+    values: unknown[],
+    tape: Float64Array | undefined,
+    text: string | undefined,
+    src: Uint8Array | undefined,
+  ): void {
+    // Every term first, in tape order (the decoder's key cache depends on it), before any
+    // listener can run a decode of its own.
+    if (tape !== undefined) {
+      for (let i = 0; i < n; i++) {
+        const begin = meta[4 * i + 2]!;
+        if (begin < 0) continue;
+        try {
+          values[i] = buildTerm(tape, meta[4 * i + 3]!, text!, src, begin);
+        } catch (e) {
+          values[i] = e;
+          meta[4 * i] = meta[4 * i]! | DECODE_FAILED;
+        }
+      }
+    }
     let thrown = false;
     let error: unknown;
     for (let i = 0; i < n; i++) {
-      const kind = meta[2 * i]!;
-      const id = meta[2 * i + 1]!;
+      const kind = meta[4 * i]!;
+      const id = meta[4 * i + 1]!;
       const value = values[i];
       try {
         switch (kind & ~DECODE_FAILED) {

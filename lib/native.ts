@@ -138,13 +138,14 @@ const enum Op {
 
 /**
  * Makes the JS value of a decoded term from the op tape the native decoder wrote (postfix: a
- * container's op follows its elements). The decoder has checked the bytes; this only follows the
- * ops. `text` holds every string and atom name; `src` the bytes binaries are copied from.
+ * container's op follows its elements): ops [start, n). The decoder has checked the bytes; this
+ * only follows the ops. `text` holds every string and atom name; `src` the bytes binaries are
+ * copied from. Terms sharing a tape (a connection's batch of replies) are made in tape order.
  */
-function buildTerm(t: Float64Array, n: number, text: string, src: Uint8Array | undefined): Term {
+export function buildTerm(t: Float64Array, n: number, text: string, src: Uint8Array | undefined, start = 0): Term {
   const stack: unknown[] = [];
   let sp = 0;
-  let i = 0;
+  let i = start;
   while (i < n) {
     switch (t[i]) {
       case Op.Int:

@@ -253,27 +253,57 @@ void Core::Drain(Napi::Env env) {
   Napi::HandleScope scope(env);
   AddonData& data = AddonData::Of(env);
   const size_t n = draining.events.size();
-  // Kinds and ids go in a Float64Array the wrapper keeps (no JS value per number), the terms in
-  // an array: onEvents(meta, n, values).
-  Napi::Float64Array meta = wrapper->Meta(env, 2 * n);
+  const auto* all = reinterpret_cast<const uint8_t*>(draining.bytes.data());
+  // Four numbers per event in a Float64Array the wrapper keeps (no JS value per number): kind, id,
+  // and where its term is on the batch's tape (-1: values[i] is the value itself).
+  // onEvents(meta, n, values, tape, text, source) makes the terms with buildTerm.
+  Napi::Float64Array meta = wrapper->Meta(env, 4 * n);
   double* m = meta.Data();
   Napi::Array values = Napi::Array::New(env, n);
+  TermBatch batch(data, decode);
   for (size_t i = 0; i < n; ++i) {
     const Event& e = draining.events[i];
     uint32_t kind = static_cast<uint32_t>(e.kind);
-    const auto* bytes = reinterpret_cast<const uint8_t*>(draining.bytes.data()) + e.begin;
+    const uint8_t* bytes = all + e.begin;
     const size_t len = e.end - e.begin;
+    double opsBegin = -1, opsEnd = -1;
     Napi::Value value;
     switch (e.kind) {
       case EventKind::kReply:
       case EventKind::kMessage:
       case EventKind::kDown: {
-        size_t offset = e.termAt;
         try {
           // A message is a whole external term (version byte, possibly compressed); a reply and
           // an exit reason are terms inside one.
-          value = e.kind == EventKind::kMessage ? BinaryToTerm(data, env, bytes, len, decode)
-                                                : DecodeTerm(data, env, bytes, len, &offset, decode);
+          bool batched = false;
+          if (batch.usable()) {
+            size_t at = e.begin + e.termAt;
+            bool whole = false;
+            bool fits = true;
+            if (e.kind == EventKind::kMessage) {
+              // Only what needs no inflating goes on the batch's tape: offsets there count
+              // from the bytes of the drain.
+              fits = len >= 2 && bytes[0] == dist::kVersion && bytes[1] != kCompressedTag;
+              at = e.begin + 1;
+              whole = true;
+            }
+            if (fits) {
+              size_t b = 0, x = 0;
+              if (batch.Add(env, all, at, e.end, whole, e.begin, &b, &x, &value)) {
+                opsBegin = static_cast<double>(b);
+                opsEnd = static_cast<double>(x);
+                value = env.Undefined();
+              } else {
+                kind |= kDecodeFailed;
+              }
+              batched = true;
+            }
+          }
+          if (!batched) {
+            size_t offset = e.termAt;
+            value = e.kind == EventKind::kMessage ? BinaryToTerm(data, env, bytes, len, decode)
+                                                  : DecodeTerm(data, env, bytes, len, &offset, decode);
+          }
         } catch (const Napi::Error& err) {
           value = err.Value();
           kind |= kDecodeFailed;
@@ -290,16 +320,29 @@ void Core::Drain(Napi::Env env) {
         value = Napi::String::New(env, reinterpret_cast<const char*>(bytes), len);
         break;
     }
-    m[2 * i] = kind;
-    m[2 * i + 1] = static_cast<double>(e.id);
+    m[4 * i] = kind;
+    m[4 * i + 1] = static_cast<double>(e.id);
+    m[4 * i + 2] = opsBegin;
+    m[4 * i + 3] = opsEnd;
     values.Set(static_cast<uint32_t>(i), value);
   }
+  Napi::Function cb = wrapper->onEvents.Value();
+  if (cb.IsEmpty()) {
+    draining.Clear();
+    return;
+  }
+  napi_value made[3];
+  if (batch.usable() && !batch.empty()) {
+    batch.Finish(env, all, draining.bytes.size(), made);
+  } else {
+    made[0] = made[1] = made[2] = env.Undefined();
+  }
+  batch.Release();  // decodes made by listeners use the environment's state again
   draining.Clear();
   ShrinkIfHuge(draining.bytes);
-  Napi::Function cb = wrapper->onEvents.Value();
-  if (cb.IsEmpty()) return;
   // A throw becomes an uncaught exception, as from any event listener.
-  cb.Call({meta, Napi::Number::New(env, static_cast<double>(n)), values});
+  cb.Call({meta, Napi::Number::New(env, static_cast<double>(n)), values, Napi::Value(env, made[0]),
+           Napi::Value(env, made[1]), Napi::Value(env, made[2])});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "addon_data.h"
+#include "term_parser.h"
 
 namespace erlpeb {
 
@@ -48,5 +49,48 @@ void TermToBinary(AddonData& data, Napi::Value value, std::string& out, const En
 // else. Throws as DecodeTerm.
 Napi::Value BinaryToTerm(AddonData& data, Napi::Env env, const uint8_t* bytes, size_t len,
                          const DecodeSettings& settings);
+
+// The terms of many events parsed onto one tape and text, so that JavaScript makes all of their
+// values in one entry from native code (entering JS costs more than making a small term): the
+// connection's Drain parses each reply into the batch, then hands tape, text and source to its
+// onEvents, which calls buildTerm on each event's part of the tape, in the order they were parsed
+// (the key cache's JS twin depends on that order). Main thread only.
+class TermBatch {
+ public:
+  TermBatch(AddonData& data, const DecodeSettings& settings);
+  ~TermBatch();
+  TermBatch(const TermBatch&) = delete;
+  TermBatch& operator=(const TermBatch&) = delete;
+
+  // False while another decode holds the environment's decoder state: decode one at a time then.
+  bool usable() const { return held_; }
+
+  // Parses one term at bytes[pos], inside bytes[0, end) (mustEnd: taking all of it). true with
+  // the term's ops in [*opsBegin, *opsEnd); false with *error a DecodeError whose offset counts
+  // from bytes[origin] (the batch is as it was before the call).
+  bool Add(Napi::Env env, const uint8_t* bytes, size_t pos, size_t end, bool mustEnd, size_t origin,
+           size_t* opsBegin, size_t* opsEnd, Napi::Value* error);
+
+  bool empty() const { return state_->ops.empty(); }
+
+  // tape (Float64Array), text (string) and source (a copy of bytes[0, len), or undefined when no
+  // op reads it) for buildTerm. After this the batch's keys belong to JS: call it right before
+  // handing them over.
+  void Finish(Napi::Env env, const uint8_t* bytes, size_t len, napi_value out[3]);
+
+  // Gives the environment's decoder state back (Add may not be called after this).
+  void Release();
+
+ private:
+  AddonData& data_;
+  ParseOptions options_;
+  DecoderState* state_ = nullptr;
+  bool held_ = false;
+  bool finished_ = false;
+  KeyCache::Mark keysMark_{};
+  size_t units_ = 0;
+  bool ascii_ = true;
+  bool needsSource_ = false;
+};
 
 }  // namespace erlpeb

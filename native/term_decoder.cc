@@ -42,6 +42,53 @@ void DecoderStateDeleter::operator()(DecoderState* state) const { delete state; 
 
 namespace {
 
+// Gives the per-environment decoder state back once a decode (or a batch) is done with it.
+void ReturnState(AddonData& data) {
+  data.decodeBusy = false;
+  DecoderState& s = *data.decoderState;
+  // Keep what a large term needed (reallocating costs page faults every time), but not what
+  // one huge term needed.
+  if (s.ops.capacity() > kKeepTapeDoubles) std::vector<double>().swap(s.ops);
+  if (s.text.capacity() > kKeepTextBytes) std::string().swap(s.text);
+  if (s.frames.capacity() > 4096) std::vector<DecoderState::Frame>().swap(s.frames);
+  if (s.rawKeys.capacity() > 4096) std::vector<DecoderState::RawKey>().swap(s.rawKeys);
+}
+
+// The ops as a Float64Array for buildTerm: the one kept for this environment (keep: the caller
+// holds the environment's state), or a larger one in its place.
+napi_value TapeOf(AddonData& data, napi_env env, const std::vector<double>& ops, bool keep) {
+  napi_value tape = nullptr;
+  size_t capacity = 0;
+  if (keep && !data.decodeTape.IsEmpty()) {
+    ERLPEB_NAPI(env, napi_get_reference_value(env, data.decodeTape, &tape));
+    napi_typedarray_type type;
+    ERLPEB_NAPI(env, napi_get_typedarray_info(env, tape, &type, &capacity, nullptr, nullptr, nullptr));
+  }
+  if (tape == nullptr || capacity < ops.size()) {
+    capacity = 1024;
+    while (capacity < ops.size()) capacity *= 2;
+    napi_value buffer;
+    void* raw;
+    ERLPEB_NAPI(env, napi_create_arraybuffer(env, capacity * sizeof(double), &raw, &buffer));
+    ERLPEB_NAPI(env, napi_create_typedarray(env, napi_float64_array, capacity, buffer, 0, &tape));
+    if (keep && capacity <= kKeepTapeDoubles) data.decodeTape = Napi::Persistent(Napi::Object(env, tape));
+  }
+  void* tapeData = nullptr;
+  ERLPEB_NAPI(env, napi_get_typedarray_info(env, tape, nullptr, nullptr, &tapeData, nullptr, nullptr));
+  if (!ops.empty()) std::memcpy(tapeData, ops.data(), ops.size() * sizeof(double));
+  return tape;
+}
+
+napi_value TextOf(napi_env env, const std::string& text, bool ascii) {
+  napi_value v;
+  if (ascii) {
+    ERLPEB_NAPI(env, napi_create_string_latin1(env, text.data(), text.size(), &v));
+  } else {
+    ERLPEB_NAPI(env, napi_create_string_utf8(env, text.data(), text.size(), &v));
+  }
+  return v;
+}
+
 // Holds the per-environment decoder state while a decode uses it; a nested decode gets its own.
 struct StateLease {
   AddonData& data;
@@ -57,16 +104,7 @@ struct StateLease {
     state().Clear();
   }
   ~StateLease() {
-    if (held) {
-      data.decodeBusy = false;
-      DecoderState& s = *data.decoderState;
-      // Keep what a large term needed (reallocating costs page faults every time), but not what
-      // one huge term needed.
-      if (s.ops.capacity() > kKeepTapeDoubles) std::vector<double>().swap(s.ops);
-      if (s.text.capacity() > kKeepTextBytes) std::string().swap(s.text);
-      if (s.frames.capacity() > 4096) std::vector<DecoderState::Frame>().swap(s.frames);
-      if (s.rawKeys.capacity() > 4096) std::vector<DecoderState::RawKey>().swap(s.rawKeys);
-    }
+    if (held) ReturnState(data);
   }
   DecoderState& state() { return held ? *data.decoderState : *own; }
 };
@@ -101,35 +139,10 @@ napi_value DecodeToValue(AddonData& data, napi_env env, const uint8_t* bytes, si
   }
   *offset = decoder.pos();
 
-  // The tape as a Float64Array: the one kept for this environment, or a larger one in its place.
-  napi_value tape = nullptr;
-  size_t capacity = 0;
-  if (lease.held && !data.decodeTape.IsEmpty()) {
-    ERLPEB_NAPI(env, napi_get_reference_value(env, data.decodeTape, &tape));
-    napi_typedarray_type type;
-    ERLPEB_NAPI(env, napi_get_typedarray_info(env, tape, &type, &capacity, nullptr, nullptr, nullptr));
-  }
-  if (tape == nullptr || capacity < ops.size()) {
-    capacity = 1024;
-    while (capacity < ops.size()) capacity *= 2;
-    napi_value buffer;
-    void* raw;
-    ERLPEB_NAPI(env, napi_create_arraybuffer(env, capacity * sizeof(double), &raw, &buffer));
-    ERLPEB_NAPI(env, napi_create_typedarray(env, napi_float64_array, capacity, buffer, 0, &tape));
-    if (lease.held && capacity <= kKeepTapeDoubles) data.decodeTape = Napi::Persistent(Napi::Object(env, tape));
-  }
-  void* tapeData = nullptr;
-  ERLPEB_NAPI(env, napi_get_typedarray_info(env, tape, nullptr, nullptr, &tapeData, nullptr, nullptr));
-  if (!ops.empty()) std::memcpy(tapeData, ops.data(), ops.size() * sizeof(double));
-
   napi_value args[4];
-  args[0] = tape;
+  args[0] = TapeOf(data, env, ops, lease.held);
   ERLPEB_NAPI(env, napi_create_double(env, static_cast<double>(ops.size()), &args[1]));
-  if (decoder.textAscii()) {
-    ERLPEB_NAPI(env, napi_create_string_latin1(env, text.data(), text.size(), &args[2]));
-  } else {
-    ERLPEB_NAPI(env, napi_create_string_utf8(env, text.data(), text.size(), &args[2]));
-  }
+  args[2] = TextOf(env, text, decoder.textAscii());
   if (!decoder.needsSource()) {
     ERLPEB_NAPI(env, napi_get_undefined(env, &args[3]));
   } else if (source != nullptr) {
@@ -171,6 +184,81 @@ napi_value DecodeBinary(AddonData& data, napi_env env, const uint8_t* bytes, siz
 Napi::Value BinaryToTerm(AddonData& data, Napi::Env env, const uint8_t* bytes, size_t len,
                          const DecodeSettings& settings) {
   return Napi::Value(env, DecodeBinary(data, env, bytes, len, settings, nullptr));
+}
+
+}  // namespace erlpeb
+
+namespace erlpeb {
+
+TermBatch::TermBatch(AddonData& data, const DecodeSettings& settings)
+    : data_(data), options_(ToParseOptions(settings)), held_(!data.decodeBusy) {
+  if (!held_) return;
+  data_.decodeBusy = true;
+  if (!data_.decoderState) data_.decoderState.reset(new DecoderState());
+  state_ = data_.decoderState.get();
+  state_->Clear();
+  keysMark_ = state_->keys.mark();
+}
+
+TermBatch::~TermBatch() { Release(); }
+
+void TermBatch::Release() {
+  if (!held_) return;
+  // Keys whose kKeyNew ops never reached buildTerm are taken out again.
+  if (!finished_) state_->keys.Restore(keysMark_);
+  held_ = false;
+  ReturnState(data_);
+}
+
+bool TermBatch::Add(Napi::Env env, const uint8_t* bytes, size_t pos, size_t end, bool mustEnd, size_t origin,
+                    size_t* opsBegin, size_t* opsEnd, Napi::Value* error) {
+  DecoderState& s = *state_;
+  const size_t opsMark = s.ops.size();
+  const size_t textMark = s.text.size();
+  const KeyCache::Mark keysMark = s.keys.mark();
+  TermParser parser(bytes, end, pos, options_, "", s, true, units_);
+  auto undo = [&] {
+    s.ops.resize(opsMark);
+    s.text.resize(textMark);
+    s.frames.clear();
+    s.rawKeys.clear();
+    s.keys.Restore(keysMark);
+  };
+  try {
+    if (mustEnd) {
+      parser.RunWhole();
+    } else {
+      parser.Run();
+    }
+  } catch (const ParseError& e) {
+    undo();
+    try {
+      ThrowDecodeError(data_, env, e.message, e.offset - origin);
+    } catch (const Napi::Error& err) {
+      *error = err.Value();
+    }
+    return false;
+  } catch (...) {
+    undo();
+    throw;
+  }
+  units_ = parser.textUnits();
+  ascii_ = ascii_ && parser.textAscii();
+  needsSource_ = needsSource_ || parser.needsSource();
+  *opsBegin = opsMark;
+  *opsEnd = s.ops.size();
+  return true;
+}
+
+void TermBatch::Finish(Napi::Env env, const uint8_t* bytes, size_t len, napi_value out[3]) {
+  out[0] = TapeOf(data_, env, state_->ops, true);
+  out[1] = TextOf(env, state_->text, ascii_);
+  if (needsSource_) {
+    ERLPEB_NAPI(env, napi_create_buffer_copy(env, len, bytes, nullptr, &out[2]));
+  } else {
+    ERLPEB_NAPI(env, napi_get_undefined(env, &out[2]));
+  }
+  finished_ = true;
 }
 
 }  // namespace erlpeb

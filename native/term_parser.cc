@@ -130,7 +130,7 @@ TermSpan UnwrapBinary(const uint8_t* bytes, size_t len, uint64_t maxUncompressed
 }
 
 TermParser::TermParser(const uint8_t* bytes, size_t len, size_t pos, const ParseOptions& options,
-                       const char* context, DecoderState& state, bool useKeyCache)
+                       const char* context, DecoderState& state, bool useKeyCache, size_t unitsBase)
     : b_(bytes),
       len_(len),
       pos_(pos),
@@ -144,7 +144,8 @@ TermParser::TermParser(const uint8_t* bytes, size_t len, size_t pos, const Parse
       ops_(state.ops),
       text_(state.text),
       frames_(state.frames),
-      rawKeys_(state.rawKeys) {}
+      rawKeys_(state.rawKeys),
+      units_(unitsBase) {}
 
 // The private members are defined `inline`, as they were when they sat in the class body: the
 // compiler then folds the small ones into Run's loop, which decoding speed depends on.

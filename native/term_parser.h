@@ -105,9 +105,11 @@ TermSpan UnwrapBinary(const uint8_t* bytes, size_t len, uint64_t maxUncompressed
 class TermParser {
  public:
   // context: appended to every error message (" in compressed term"). useKeyCache: object keys
-  // go through state.keys (kKey / kKeyNew ops), else they are plain text (kString).
+  // go through state.keys (kKey / kKeyNew ops), else they are plain text (kString). unitsBase:
+  // where this term's text starts in the text buildTerm gets, in UTF-16 units (several terms
+  // parsed onto one tape and text, as TermBatch does).
   TermParser(const uint8_t* bytes, size_t len, size_t pos, const ParseOptions& options, const char* context,
-             DecoderState& state, bool useKeyCache);
+             DecoderState& state, bool useKeyCache, size_t unitsBase = 0);
 
   // One term; pos() is then just past it.
   void Run();
@@ -115,7 +117,7 @@ class TermParser {
   void RunWhole();
 
   size_t pos() const { return pos_; }
-  size_t textUnits() const { return units_; }      // length of the text in UTF-16 units
+  size_t textUnits() const { return units_; }      // unitsBase + length of the text in UTF-16 units
   bool textAscii() const { return ascii_; }         // the text is all ASCII
   bool needsSource() const { return needsSource_; }  // some op refers to the source bytes
 

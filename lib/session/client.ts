@@ -279,9 +279,11 @@ export class SessionClient extends EventEmitter {
   }
 
   /** One call to the server; the reply as it came. */
-  async call(request: Term, options?: CallOptions): Promise<Term> {
-    const c = this.connection ?? (await this.connected());
-    return c.call(this.server, request, options ?? this.callOptions);
+  call(request: Term, options?: CallOptions): Promise<Term> {
+    // Not async: an async function's promise would add turns of the microtask queue to every call.
+    const c = this.connection;
+    if (c !== undefined) return c.call(this.server, request, options ?? this.callOptions);
+    return this.connected().then((conn) => conn.call(this.server, request, options ?? this.callOptions));
   }
 
   private fail(what: string, reply: unknown): never {

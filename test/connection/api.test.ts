@@ -316,6 +316,36 @@ describe('decode options and limits', () => {
     }
   });
 
+  it('decodes each reply of a batch on its own: one that fails leaves the others whole', async () => {
+    // Replies that arrive together are parsed onto one tape and made in one entry into JS; keys
+    // of maps as objects go through the decoder's key cache.
+    const c = await connect({ node: node.name, cookie: node.cookie, config: false, decode: { maxDepth: 10, maps: 'object', binaries: 'string' } });
+    try {
+      const alone = await c.rpc('erl_peb_conn_test', 'deep', [50]).catch((e: unknown) => e);
+      expect(alone).toBeInstanceOf(DecodeError);
+      const request = (i: number): Map<unknown, unknown> =>
+        new Map<unknown, unknown>([
+          [Buffer.from('shared'), i],
+          [Buffer.from(`key_${i % 7}`), Buffer.from(`é${i}`)],
+        ]);
+      const results = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          i % 3 === 0 ? c.rpc('erl_peb_conn_test', 'deep', [50]).catch((e: unknown) => e) : c.call('erl_peb_bench_echo', request(i)),
+        ),
+      );
+      results.forEach((r, i) => {
+        if (i % 3 === 0) {
+          expect(r).toBeInstanceOf(DecodeError);
+          expect((r as DecodeError).offset).toBe((alone as DecodeError).offset);
+        } else {
+          expect(r).toEqual({ shared: i, [`key_${i % 7}`]: `é${i}` });
+        }
+      });
+    } finally {
+      c.close();
+    }
+  });
+
   it("emits 'error' for a message that does not decode, and goes on", async () => {
     const c = await connect({ node: node.name, cookie: node.cookie, config: false, decode: { maxDepth: 10 } });
     try {
