@@ -23,6 +23,7 @@ constexpr size_t kKeepScratch = 1024 * 1024;
 constexpr unsigned kNoWait = 1000;  // ei never waits: it only parses packets already buffered
 constexpr size_t kEiHeaderBuffer = 2048;  // EIRECVBUF in ei's receive code
 constexpr uint8_t kCompressedTag = 80;
+constexpr int kDrainRounds = 4;  // batches one drain takes before other I/O gets its turn
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
   throw Napi::TypeError::New(env, message);
@@ -165,7 +166,7 @@ void Core::Enqueue(const std::string& packets, size_t callFrom, uint64_t callId)
       notify = true;
     }
   }
-  if (notify) wake.Notify();
+  if (notify) Attend();
 }
 
 void Core::Uncork() {
@@ -179,7 +180,12 @@ void Core::Uncork() {
       notify = true;
     }
   }
-  if (notify) wake.Notify();
+  if (notify) Attend();
+}
+
+void Core::Attend() {
+  attention.store(true, std::memory_order_release);
+  wake.Notify();
 }
 
 bool Core::Cancel(uint64_t callId) {
@@ -211,7 +217,7 @@ void Core::RequestConnect(const std::string& node, unsigned timeoutMs) {
     connectNode = node;
     connectTimeout = timeoutMs;
   }
-  wake.Notify();
+  Attend();
 }
 
 void Core::Shutdown() {
@@ -240,12 +246,46 @@ void DrainEvents(Napi::Env env, Napi::Function, CoreRef* ref, void*) {
   ref->core->Drain(env);
 }
 
+// Events that arrive while a drain runs are taken by the same drain (a few rounds, then the event
+// loop gets its turn): the I/O thread calls the thread-safe function only when no drain is pending
+// or under way, because each call contends with this thread for the function's lock and wakes it
+// once more.
 void Core::Drain(Napi::Env env) {
-  {
-    std::lock_guard<std::mutex> lock(inMu);
-    std::swap(inbound, draining);
-    drainPending = false;
+  for (int round = 0;; ++round) {
+    bool again = false;
+    {
+      std::lock_guard<std::mutex> lock(inMu);
+      if (inbound.events.empty()) {
+        drainPending = false;
+        return;
+      }
+      if (round == kDrainRounds) {
+        again = tsfnUsable;
+        drainPending = again;
+      } else {
+        std::swap(inbound, draining);
+      }
+    }
+    if (again) tsfn.NonBlockingCall();
+    if (round == kDrainRounds) return;
+    try {
+      DrainOnce(env);
+    } catch (...) {
+      // A listener threw (it surfaces as an uncaught exception): what came meanwhile still gets
+      // a drain of its own.
+      bool call;
+      {
+        std::lock_guard<std::mutex> lock(inMu);
+        call = !inbound.events.empty() && tsfnUsable;
+        drainPending = call;
+      }
+      if (call) tsfn.NonBlockingCall();
+      throw;
+    }
   }
+}
+
+void Core::DrainOnce(Napi::Env env) {
   if (closed || wrapper == nullptr || draining.events.empty()) {
     draining.Clear();
     return;
@@ -349,11 +389,14 @@ void Core::Drain(Napi::Env env) {
 // Core: I/O thread
 
 void Core::Run() {
+  bool wantWrite = false;  // the queue still holds bytes the socket did not take
+  bool look = false;       // the queue must be looked at (after a connect)
   while (!stop.load(std::memory_order_acquire)) {
+    const bool attend = attention.exchange(false, std::memory_order_acq_rel);
     std::string node;
     unsigned timeoutMs = 0;
     bool doConnect = false;
-    {
+    if (attend) {
       std::lock_guard<std::mutex> lock(outMu);
       if (connectRequested) {
         connectRequested = false;
@@ -365,12 +408,15 @@ void Core::Run() {
     if (doConnect) {
       DoConnect(node, timeoutMs);
       Publish();
+      look = true;  // calls queued while there was no connection
       continue;
     }
 
     SockCtx* s = fd >= 0 ? io.sock : nullptr;
-    bool wantWrite = false;
-    if (s != nullptr) {
+    if (s == nullptr) wantWrite = false;
+    // outMu only when there is something to write: the main thread holds it while it writes.
+    if (s != nullptr && (attend || look || wantWrite || !s->out.empty())) {
+      look = false;
       int err;
       {
         std::lock_guard<std::mutex> lock(outMu);

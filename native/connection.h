@@ -112,6 +112,9 @@ struct Core {
   std::vector<QueuedCall> outCalls;  // call packets within `out` (offsets into `out`)
   bool wakePending = false;          // a wake-up is on its way: no need for another
   bool connectRequested = false;
+  // Set (after the above) when the I/O thread has something to do under outMu: it takes the lock
+  // only then, so that replies are not kept waiting while the main thread writes.
+  std::atomic<bool> attention{false};
   std::string connectNode;
   unsigned connectTimeout = 0;
   // What the I/O thread hands over, under inMu (apart from outMu, so that reading never waits for
@@ -141,6 +144,7 @@ struct Core {
   // Main thread.
   void Enqueue(const std::string& packets, size_t callFrom, uint64_t callId);
   void Uncork();
+  void Attend();  // any thread: the I/O thread has something to do under outMu
   size_t WriteNowLocked(const char* p, size_t n, int* error);
   int FlushLocked();
   void ConsumeLocked(size_t n);
@@ -151,6 +155,7 @@ struct Core {
   void RequestConnect(const std::string& node, unsigned timeoutMs);
   void Shutdown();  // stop and join the thread, release the thread-safe function; idempotent
   void Drain(Napi::Env env);
+  void DrainOnce(Napi::Env env);  // the events in `draining` to JS
   static void CleanupHook(void* arg);
 
   // I/O thread.
