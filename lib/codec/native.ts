@@ -48,8 +48,8 @@ const allocUnsafe = Buffer.allocUnsafe;
 
 let tape = new Float64Array(4096);
 let tn = 0;
-const strings: string[] = [];
-let sn = 0;
+/** The strings on the tape, joined as the walk goes (an array's length, set and reset per call, costs more). */
+let text = '';
 const byteArrays: Uint8Array[] = [];
 let bn = 0;
 let scratch: Uint8Array | undefined;
@@ -68,7 +68,7 @@ function walk(v: unknown, depth: number): boolean {
     case 'string':
       tape[tn++] = Op.String;
       tape[tn++] = v.length;
-      strings[sn++] = v;
+      text += v;
       return true;
     case 'number':
       tape[tn++] = Op.Number;
@@ -111,7 +111,7 @@ function walk(v: unknown, depth: number): boolean {
           if (tn + 2 > tape.length) grow();
           tape[tn++] = Op.String;
           tape[tn++] = k.length;
-          strings[sn++] = k;
+          text += k;
           if (!walk((v as Record<string, unknown>)[k], depth - 1)) return false;
         }
         return true;
@@ -129,7 +129,7 @@ function walk(v: unknown, depth: number): boolean {
           if (typeof name !== 'string') return false;
           tape[tn++] = Op.Atom;
           tape[tn++] = name.length;
-          strings[sn++] = name;
+          text += name;
           return true;
         }
         case Kind.Tuple: {
@@ -158,14 +158,12 @@ function walk(v: unknown, depth: number): boolean {
 /** The fast path: the encoded bytes, or undefined when the full encoder must take the value. */
 function encodeFast(b: NativeBinding, term: unknown, compressLevel: number, maxDepth: number): Buffer | undefined {
   tn = 0;
-  sn = 0;
+  text = '';
   bn = 0;
   try {
     if (!walk(term, maxDepth < FAST_DEPTH ? maxDepth : FAST_DEPTH)) return undefined;
-    strings.length = sn;
-    const text = sn === 1 ? strings[0] : strings.join('');
     scratch ??= new Uint8Array(SCRATCH_SIZE);
-    byteArrays.length = bn;
+    // byteArrays grows one element at a time from empty, so its length is bn.
     const r = b.tapeToBinary(tape, tn, text, byteArrays, compressLevel, scratch);
     if (typeof r !== 'number') return r;
     if (r < 0) return undefined;
@@ -173,8 +171,8 @@ function encodeFast(b: NativeBinding, term: unknown, compressLevel: number, maxD
     out.set(scratch.subarray(0, r));
     return out;
   } finally {
-    strings.length = 0; // let go of the strings and byte arrays
-    byteArrays.length = 0;
+    text = ''; // let go of the strings and byte arrays
+    if (byteArrays.length !== 0) byteArrays.length = 0;
     if (tape.length > MAX_KEPT_TAPE) tape = new Float64Array(4096); // nor keep a huge tape
   }
 }
