@@ -7,10 +7,16 @@
  * bench/c/ei_bench.c over the same libei (compiled here with the system cc), which is the floor
  * for the addon's overhead, and ioredis GET against a local redis-server when both are installed.
  * Each figure is the median of three runs, erl-peb and C interleaved.
+ *
+ * A second table gives the floor any Node client stands on: a 32-byte TCP echo over loopback,
+ * one message at a time, from a Node net.Socket and from C (bench/c/tcp_echo.c, also the server),
+ * without Erlang or ei. What Node's event loop adds to that round trip is part of every Node
+ * client's round trip, erl-peb's and ioredis's alike.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect as netConnect, createServer } from 'node:net';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Connection } from '../dist/connection';
@@ -24,6 +30,9 @@ const INFLIGHT = [1, 16, 64, 256] as const;
 const CALLS: Record<number, number> = quick ? { 1: 2000, 16: 10_000, 64: 20_000, 256: 20_000 } : { 1: 10_000, 16: 50_000, 64: 100_000, 256: 100_000 };
 const ECHO = join(__dirname, 'erlang', 'erl_peb_bench_echo.erl');
 const EI_BENCH = join(__dirname, 'c', 'ei_bench.c');
+const TCP_ECHO = join(__dirname, 'c', 'tcp_echo.c');
+/** Round trips per timed run of the TCP echo floor. */
+const ECHO_CALLS = quick ? 5000 : 20_000;
 
 const notes: string[] = [];
 const log = (s: string): void => {
@@ -68,6 +77,18 @@ function eiDir(): string | null {
   return r.status === 0 && r.stdout ? r.stdout : null;
 }
 
+/** Compiles a C program of bench/c with the system cc; null (with a note) when it cannot. */
+function buildC(dir: string, src: string, name: string, args: string[], column: string): string | null {
+  const bin = join(dir, name);
+  const cc = process.env.CC || 'cc';
+  const r = spawnSync(cc, ['-O2', '-o', bin, src, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    notes.push(`${column} skipped: ${cc} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+    return null;
+  }
+  return bin;
+}
+
 /** Builds bench/c/ei_bench.c against the libei the addon links; null (with a note) when it cannot. */
 function buildCBench(dir: string): string | null {
   const ei = eiDir();
@@ -75,17 +96,8 @@ function buildCBench(dir: string): string | null {
     notes.push('C column skipped: erl_interface not found');
     return null;
   }
-  const bin = join(dir, 'ei_bench');
-  const cc = process.env.CC || 'cc';
   // _REENTRANT: the thread-safe libei keeps erl_errno per thread, as in the addon's build.
-  const r = spawnSync(cc, ['-O2', '-D_REENTRANT', `-I${ei}/include`, '-o', bin, EI_BENCH, `${ei}/lib/libei.a`, '-lpthread'], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) {
-    notes.push(`C column skipped: ${cc} failed: ${(r.stderr || r.error?.message || '').trim()}`);
-    return null;
-  }
-  return bin;
+  return buildC(dir, EI_BENCH, 'ei_bench', ['-D_REENTRANT', `-I${ei}/include`, `${ei}/lib/libei.a`, '-lpthread'], 'C column');
 }
 
 function cRun(bin: string, node: ErlangNode, mode: 'call' | 'rpc', inflight: number, calls: number): number {
@@ -155,6 +167,60 @@ async function startRedis(): Promise<RedisPeer | null> {
   };
 }
 
+interface EchoServer {
+  port: number;
+  stop(): void;
+}
+
+async function startEcho(bin: string): Promise<EchoServer> {
+  const server = spawn(bin, ['server'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: server.stdout! });
+    lines.once('line', (line) => {
+      const m = /^ready (\d+)$/.exec(line);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`tcp_echo server said ${JSON.stringify(line)}`));
+    });
+    server.once('exit', (code) => reject(new Error(`tcp_echo server exited (${code}) before it was ready`)));
+  });
+  return { port, stop: () => server.kill() };
+}
+
+/** Microseconds per round trip of a 32-byte message from a Node net.Socket, one at a time. */
+function nodeEcho(port: number, calls: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const msg = Buffer.alloc(32, 'x');
+    const sock = netConnect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    let done = 0;
+    let got = 0;
+    let t0 = 0n;
+    sock.on('error', reject);
+    sock.on('connect', () => {
+      t0 = process.hrtime.bigint();
+      sock.write(msg);
+    });
+    sock.on('data', (d: Buffer) => {
+      got += d.length;
+      while (got >= 32) {
+        got -= 32;
+        if (++done === calls) {
+          const us = Number(process.hrtime.bigint() - t0) / 1e3 / calls;
+          sock.destroy();
+          resolve(us);
+          return;
+        }
+        sock.write(msg);
+      }
+    });
+  });
+}
+
+function cEcho(bin: string, port: number, calls: number): number {
+  const r = JSON.parse(execFileSync(bin, ['client', String(port), String(calls)], { encoding: 'utf8' })) as { calls: number; seconds: number };
+  return (r.seconds * 1e6) / r.calls;
+}
+
 function med(xs: number[]): number | null {
   return xs.length === 0 ? null : median(xs);
 }
@@ -164,6 +230,7 @@ async function main(): Promise<void> {
   let node: ErlangNode | undefined;
   let conn: Connection | undefined;
   let redis: RedisPeer | null = null;
+  let echo: EchoServer | undefined;
   try {
     execFileSync(process.env.ERLC || 'erlc', ['-o', work, ECHO]);
     const cBin = buildCBench(work);
@@ -171,6 +238,8 @@ async function main(): Promise<void> {
     await node.eval('{ok, _} = erl_peb_bench_echo:start()');
     conn = await connect({ node: node.name, cookie: node.cookie, config: false, callTimeout: 60_000 });
     redis = await startRedis();
+    const echoBin = buildC(work, TCP_ECHO, 'tcp_echo', [], 'TCP echo floor');
+    if (echoBin) echo = await startEcho(echoBin);
 
     const c = conn;
     const ops = {
@@ -212,6 +281,21 @@ async function main(): Promise<void> {
       }
     }
 
+    let floor: { node: number | null; c: number | null } | null = null;
+    if (echoBin && echo) {
+      const port = echo.port;
+      await nodeEcho(port, 2000); // warm-up
+      cEcho(echoBin, port, 2000);
+      const ns: number[] = [];
+      const cs: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        ns.push(await nodeEcho(port, ECHO_CALLS));
+        cs.push(cEcho(echoBin, port, ECHO_CALLS));
+      }
+      floor = { node: med(ns), c: med(cs) };
+      log(`TCP echo: Node ${floor.node?.toFixed(1)} µs, C ${floor.c?.toFixed(1)} µs`);
+    }
+
     const ratio = (a: number | null, b: number | null): string | null => (a === null || b === null ? null : `${(a / b).toFixed(2)}×`);
     const rows: Row[] = [];
     const lat = result.latency;
@@ -242,12 +326,24 @@ async function main(): Promise<void> {
     report(
       'One connection, local Erlang node: round trip (lower is better) and calls per second (higher is better); "vs C": erl-peb ÷ the C program over the same libei',
       rows,
-      { machine: machine(), notes },
+      { machine: machine(), notes, tcpEchoFloorUs: floor },
     );
+    if (!wantJson() && floor !== null) {
+      report('The floor under any Node client: a 32-byte TCP echo over loopback, one at a time (no Erlang, no ei), same echo server', [
+        {
+          measure: 'round trip, µs',
+          'Node net.Socket': floor.node,
+          C: floor.c,
+          'Node vs C': ratio(floor.node, floor.c),
+          'Node − C, µs': floor.node === null || floor.c === null ? null : floor.node - floor.c,
+        },
+      ]);
+    }
     if (!wantJson() && notes.length > 0) console.log(`\n${notes.join('\n')}`);
   } finally {
     conn?.close();
     await redis?.stop();
+    echo?.stop();
     await node?.stop();
     rmSync(work, { recursive: true, force: true });
   }
