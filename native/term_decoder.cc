@@ -129,11 +129,7 @@ napi_value DecodeToValue(AddonData& data, napi_env env, const uint8_t* bytes, si
   } keyGuard{lease.held ? &state.keys : nullptr, state.keys.mark()};
   TermParser decoder(bytes, len, *offset, options, context, state, lease.held);
   try {
-    if (mustEnd) {
-      decoder.RunWhole();
-    } else {
-      decoder.Run();
-    }
+    mustEnd ? decoder.RunWhole() : decoder.Run();
   } catch (const ParseError& e) {
     ThrowDecodeError(data, env, e.message, e.offset);
   }
@@ -225,11 +221,7 @@ bool TermBatch::Add(Napi::Env env, const uint8_t* bytes, size_t pos, size_t end,
     s.keys.Restore(keysMark);
   };
   try {
-    if (mustEnd) {
-      parser.RunWhole();
-    } else {
-      parser.Run();
-    }
+    mustEnd ? parser.RunWhole() : parser.Run();
   } catch (const ParseError& e) {
     undo();
     try {
