@@ -297,6 +297,10 @@ function describe(p: Pending): string {
 }
 
 /** The RemoteError for an rpc reply `{badrpc, Reason}`, or undefined for any other reply. */
+function rethrow(e: unknown): never {
+  throw e;
+}
+
 function rpcError(reply: unknown, p: Pending): RemoteError | undefined {
   if (!(reply instanceof Tuple) || reply.elements.length !== 2 || reply.elements[0] !== A_BADRPC) return undefined;
   const what = describe(p);
@@ -790,7 +794,9 @@ export class Connection extends EventEmitter {
       }
     }
     this.updateRef();
-    if (thrown) throw error;
+    // Thrown from here it would reach Node-API, which (before Node 22, without
+    // --force-node-api-uncaught-exceptions-policy) only warns and drops it.
+    if (thrown) process.nextTick(rethrow, error);
   }
 
   private onReply(id: number, value: unknown, failed: boolean): void {

@@ -271,7 +271,7 @@ void Core::Drain(Napi::Env env) {
     try {
       DrainOnce(env);
     } catch (...) {
-      // A listener threw (it surfaces as an uncaught exception): what came meanwhile still gets
+      // Something threw on the way to JS or back: what came meanwhile still gets
       // a drain of its own.
       bool call;
       {
@@ -380,7 +380,8 @@ void Core::DrainOnce(Napi::Env env) {
   batch.Release();  // decodes made by listeners use the environment's state again
   draining.Clear();
   ShrinkIfHuge(draining.bytes);
-  // A throw becomes an uncaught exception, as from any event listener.
+  // onEvents rethrows a listener's error on the next tick; a throw that still gets here (Node-API
+  // only warns of it before Node 22) leaves the next drain to the catch in Drain.
   cb.Call({meta, Napi::Number::New(env, static_cast<double>(n)), values, Napi::Value(env, made[0]),
            Napi::Value(env, made[1]), Napi::Value(env, made[2])});
 }

@@ -43,6 +43,14 @@ describe('connection lifetime', () => {
     expect(r).toMatchObject({ code: 0, signal: null });
   });
 
+  it('reports a throwing message listener as an uncaught exception, and goes on delivering', async () => {
+    const r = await runChild('throwing-listener');
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+    expect(out).toEqual({ caught: ['listener failed on 1'], got: ['1', '2', '3', 'last'], after: node.name });
+    expect(r).toMatchObject({ code: 0, signal: null });
+  });
+
   it('cleans up after a worker thread that ends or is terminated with a connection open', async () => {
     const r = await runChild('worker');
     expect(r.stderr).toBe('');
