@@ -37,7 +37,7 @@ import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { inspect } from 'node:util';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './config';
-import { termToBinary } from './codec/native';
+import { encodeTape, releaseTape, termToBinary } from './codec/native';
 import { resolveDecodeOptions } from './codec/options';
 import { ClosedError, ConfigError, ConnectionError, EncodeError, ErlPebError, RemoteError, TimeoutError } from './errors';
 import { buildTerm, nativeBinding } from './native';
@@ -68,10 +68,14 @@ const NO_ARGS = Buffer.from([131, 106]);
 /** The native class (native/connection.cc). */
 interface NativeConnection {
   connect(node: string, timeout: number): void;
-  /** Terms are passed encoded (termToBinary, uncompressed): the codec's fast path beats walking them from C++. */
-  call(id: number, target: string | Pid, request: Buffer, monitorId: number): void;
-  rpc(id: number, module: string, fn: string, args: Buffer, monitorId: number): void;
-  send(target: string | Pid, term: Buffer): void;
+  /**
+   * Terms come as the codec's encode tape (then false: the full encoder must take the term, and
+   * nothing was sent) or encoded by termToBinary (uncompressed): walking JS values from C++
+   * costs several times more.
+   */
+  call(id: number, target: string | Pid, request: Float64Array | Buffer, monitorId: number, length?: number, text?: string, byteArrays?: Uint8Array[]): boolean;
+  rpc(id: number, module: string, fn: string, args: Float64Array | Buffer, monitorId: number, length?: number, text?: string, byteArrays?: Uint8Array[]): boolean;
+  send(target: string | Pid, term: Float64Array | Buffer, length?: number, text?: string, byteArrays?: Uint8Array[]): boolean;
   demonitor(target: string | Pid, monitorId: number): void;
   cancel(id: number): boolean;
   discardQueued(): void;
@@ -486,11 +490,20 @@ export class Connection extends EventEmitter {
       const signal = signalOf(options);
       if (signal?.aborted) return Promise.reject(abortReason(signal));
       if (!this.usable()) throw this.unusable(`rpc ${m}:${f}/${args.length}`);
-      const encoded = args.length === 0 ? NO_ARGS : termToBinary(args as Term[]);
       const id = this.nextId++;
       let monitor = this.monitors.get('rex');
+      const monitorId = monitor === undefined ? this.nextMonitorId : 0;
       this.holdWrites();
-      this.native.rpc(id, m, f, encoded, monitor === undefined ? this.nextMonitorId : 0);
+      const t = args.length === 0 ? undefined : encodeTape(args);
+      let sent = false;
+      if (t !== undefined) {
+        try {
+          sent = this.native.rpc(id, m, f, t.tape, monitorId, t.length, t.text, t.byteArrays);
+        } finally {
+          releaseTape();
+        }
+      }
+      if (!sent) this.native.rpc(id, m, f, args.length === 0 ? NO_ARGS : termToBinary(args as Term[]), monitorId);
       monitor ??= this.addMonitor('rex', 'rex');
       return this.track(id, true, m, f, args.length, timeout, signal, monitor);
     } catch (e) {
@@ -511,12 +524,21 @@ export class Connection extends EventEmitter {
       const signal = signalOf(options);
       if (signal?.aborted) return Promise.reject(abortReason(signal));
       if (!this.usable()) throw this.unusable(`call to ${String(target)}`);
-      const encoded = termToBinary(request);
       const id = this.nextId++;
       const key = targetKey(target);
       let monitor = this.monitors.get(key);
+      const monitorId = monitor === undefined ? this.nextMonitorId : 0;
       this.holdWrites();
-      this.native.call(id, target, encoded, monitor === undefined ? this.nextMonitorId : 0);
+      const t = encodeTape(request);
+      let sent = false;
+      if (t !== undefined) {
+        try {
+          sent = this.native.call(id, target, t.tape, monitorId, t.length, t.text, t.byteArrays);
+        } finally {
+          releaseTape();
+        }
+      }
+      if (!sent) this.native.call(id, target, termToBinary(request), monitorId);
       monitor ??= this.addMonitor(key, target);
       return this.track(id, false, target, undefined, 0, timeout, signal, monitor);
     } catch (e) {
@@ -528,9 +550,17 @@ export class Connection extends EventEmitter {
   send(dest: Destination, term: Term): void {
     const target = destination(dest, this.node);
     if (!this.usable()) throw this.unusable(`send to ${String(target)}`);
-    const encoded = termToBinary(term);
     this.holdWrites();
-    this.native.send(target, encoded);
+    const t = encodeTape(term);
+    let sent = false;
+    if (t !== undefined) {
+      try {
+        sent = this.native.send(target, t.tape, t.length, t.text, t.byteArrays);
+      } finally {
+        releaseTape();
+      }
+    }
+    if (!sent) this.native.send(target, termToBinary(term));
   }
 
   /** The next message sent to `self` (see the file comment for who gets a message first). */

@@ -178,41 +178,14 @@ napi_value TapeToBinaryBinding(napi_env env, napi_callback_info info) {
     ERLPEB_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
     AddonData& data = ReadyData(env);
     if (argc < 6) throw Napi::TypeError::New(env, "tapeToBinary(tape, length, text, byteArrays, compressLevel, scratch)");
-    napi_typedarray_type type;
-    size_t tapeLength = 0;
-    void* tape = nullptr;
-    ERLPEB_NAPI(env, napi_get_typedarray_info(env, argv[0], &type, &tapeLength, &tape, nullptr, nullptr));
-    uint32_t n = 0;
     int32_t level = -1;
-    ERLPEB_NAPI(env, napi_get_value_uint32(env, argv[1], &n));
     ERLPEB_NAPI(env, napi_get_value_int32(env, argv[4], &level));
-    if (type != napi_float64_array || n > tapeLength) throw Napi::TypeError::New(env, "tapeToBinary: bad tape");
-    size_t units = 0;
-    ERLPEB_NAPI(env, napi_get_value_string_utf16(env, argv[2], nullptr, 0, &units));
-    std::u16string& text = data.encodeText;
-    text.resize(units + 1);
-    ERLPEB_NAPI(env, napi_get_value_string_utf16(env, argv[2], &text[0], units + 1, &units));
-
     BufferLease lease(data);
     std::string own;
     std::string& buf = lease.held ? data.encodeBuffer : own;
     size_t pos = 0;
     napi_value result;
-    napi_value byteArrays = argv[3];
-    auto bytesAt = [&](uint32_t index, const uint8_t** bytes, size_t* length) {
-      napi_value v;
-      bool isTyped = false;
-      ERLPEB_NAPI(env, napi_get_element(env, byteArrays, index, &v));
-      ERLPEB_NAPI(env, napi_is_typedarray(env, v, &isTyped));
-      if (!isTyped) return false;
-      napi_typedarray_type t;
-      void* raw = nullptr;
-      ERLPEB_NAPI(env, napi_get_typedarray_info(env, v, &t, length, &raw, nullptr, nullptr));
-      static const uint8_t kNone[1] = {0};
-      *bytes = raw != nullptr ? static_cast<const uint8_t*>(raw) : kNone;
-      return t == napi_uint8_array;
-    };
-    if (!EncodeTapeInto(static_cast<const double*>(tape), n, text.data(), units, bytesAt, buf, &pos, level)) {
+    if (!EncodeTapeArgs(data, env, argv, buf, &pos, true, level)) {
       ERLPEB_NAPI(env, napi_create_int32(env, -1, &result));
       return result;
     }
@@ -227,7 +200,6 @@ napi_value TapeToBinaryBinding(napi_env env, napi_callback_info info) {
       ERLPEB_NAPI(env, napi_create_buffer_copy(env, pos, buf.data(), nullptr, &result));
     }
     if (lease.held && buf.size() > kKeepEncodeBuffer) std::string().swap(buf);
-    if (text.capacity() > kKeepEncodeBuffer) std::u16string().swap(text);
     return result;
   });
 }

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "etf.h"
 #include "io_epmd.h"
 
 namespace erlpeb {
@@ -46,17 +47,33 @@ std::string AtomArg(Napi::Env env, const Napi::Value& v, const char* what) {
   return s;
 }
 
-// A term lib/connection.ts has encoded (term_to_binary's bytes, through the codec's fast path:
-// walking JS values from here through Node-API costs several times more): appended without the
-// version byte, as an element of the packet's tuple. Compressed bytes cannot be an element.
-void AppendEncoded(Napi::Env env, const Napi::Value& v, std::string& out) {
-  if (!v.IsBuffer()) ThrowType(env, "an encoded term must be a Buffer");
-  auto b = v.As<Napi::Buffer<uint8_t>>();
-  const uint8_t* p = b.Data();
-  if (b.Length() < 2 || p[0] != dist::kVersion || p[1] == kCompressedTag) {
-    ThrowType(env, "an encoded term must be uncompressed external term format");
+// A term from lib/connection.ts, appended to the packet without a version byte (an element of its
+// tuple): info[at] is either the term's encode tape from the codec's fast path (tape, length,
+// text, byteArrays at info[at], info[extra...extra + 2]), written straight into the packet, or,
+// for what only the full encoder takes, term_to_binary's bytes (uncompressed: compressed bytes
+// cannot be an element). Walking JS values from here through Node-API would cost several times
+// more. False when the tape holds a value only the full encoder takes (nothing appended).
+bool AppendTerm(Napi::Env env, const Napi::CallbackInfo& info, size_t at, size_t extra, std::string& out) {
+  Napi::Value v = info[at];
+  // (Node-API takes any typed array for a Buffer: the tape's type is looked at first.)
+  const bool tape = v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
+  if (!tape && v.IsBuffer()) {
+    auto b = v.As<Napi::Buffer<uint8_t>>();
+    const uint8_t* p = b.Data();
+    if (b.Length() < 2 || p[0] != dist::kVersion || p[1] == kCompressedTag) {
+      ThrowType(env, "an encoded term must be uncompressed external term format");
+    }
+    out.append(reinterpret_cast<const char*>(p) + 1, b.Length() - 1);
+    return true;
   }
-  out.append(reinterpret_cast<const char*>(p) + 1, b.Length() - 1);
+  if (!tape) ThrowType(env, "a term must come as an encode tape or a Buffer");
+  const napi_value args[4] = {v, info[extra], info[extra + 1], info[extra + 2]};
+  size_t pos = out.size();
+  if (!EncodeTapeArgs(AddonData::Of(env), env, args, out, &pos, false, -1)) {
+    return false;
+  }
+  out.resize(pos);  // the encoder took out.size() as capacity
+  return true;
 }
 
 void ShrinkIfHuge(std::string& s) {
@@ -824,8 +841,9 @@ Napi::Value Connection::Connect(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// call(id, target, request, monitorId): {'$gen_call', {Self, Ref}, Request} to a name or pid,
-// preceded by MONITOR_P of the target when monitorId is not 0. request: encoded (AppendEncoded).
+// call(id, target, request, monitorId[, length, text, byteArrays]): {'$gen_call', {Self, Ref},
+// Request} to a name or pid, preceded by MONITOR_P of the target when monitorId is not 0. request:
+// see AppendTerm. Returns false, queueing nothing, when the request needs the full encoder.
 Napi::Value Connection::Call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -834,9 +852,9 @@ Napi::Value Connection::Call(const Napi::CallbackInfo& info) {
   target_.clear();
   bool isPid = EncodeTarget(env, info[1], target_);
   GenCall call = BeginGenCall(id, monitorId, isPid);
-  AppendEncoded(env, info[2], scratch_);
+  if (!AppendTerm(env, info, 2, 4, scratch_)) return Napi::Boolean::New(env, false);
   EndGenCall(env, call, "the request is too large for one distribution packet");
-  return env.Undefined();
+  return Napi::Boolean::New(env, true);
 }
 
 // Starts, in scratch_, a gen_server call to target_: MONITOR_P of the target first when monitorId
@@ -862,8 +880,8 @@ void Connection::EndGenCall(Napi::Env env, const GenCall& call, const char* tooL
   ShrinkIfHuge(s);
 }
 
-// rpc(id, module, fn, args, monitorId): {call, Module, Fn, Args, user} to rex as a gen_server call.
-// args: the encoded list (AppendEncoded).
+// rpc(id, module, fn, args, monitorId[, length, text, byteArrays]): {call, Module, Fn, Args, user}
+// to rex as a gen_server call. args: the list, see AppendTerm (false as for call).
 Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -880,13 +898,13 @@ Napi::Value Connection::Rpc(const Napi::CallbackInfo& info) {
   dist::PutAtom(s, "call");
   dist::PutAtom(s, module);
   dist::PutAtom(s, fn);
-  AppendEncoded(env, info[3], s);
+  if (!AppendTerm(env, info, 3, 5, s)) return Napi::Boolean::New(env, false);
   dist::PutAtom(s, "user");
   EndGenCall(env, call, "the arguments are too large for one distribution packet");
-  return env.Undefined();
+  return Napi::Boolean::New(env, true);
 }
 
-// send(target, term): term encoded (AppendEncoded).
+// send(target, term[, length, text, byteArrays]): term: see AppendTerm (false as for call).
 Napi::Value Connection::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
@@ -898,11 +916,11 @@ Napi::Value Connection::Send(const Napi::CallbackInfo& info) {
   size_t at = dist::BeginPacket(s);
   c.me.PutSendControl(s, target_, isPid);
   s += static_cast<char>(dist::kVersion);
-  AppendEncoded(env, info[1], s);
+  if (!AppendTerm(env, info, 1, 2, s)) return Napi::Boolean::New(env, false);
   if (!dist::EndPacket(s, at)) ThrowType(env, "the message is too large for one distribution packet");
   c.Enqueue(s, 0, 0);
   ShrinkIfHuge(s);
-  return env.Undefined();
+  return Napi::Boolean::New(env, true);
 }
 
 // demonitor(target, monitorId)

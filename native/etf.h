@@ -68,6 +68,14 @@ void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::stri
 
 // EncodeTapeInto (the encoder's tape path, free of Node-API) is declared in tape_encoder.h.
 
+// The term on an encode tape lib/codec/native.ts passes as (tape, length, text, byteArrays),
+// written at buf[*pos] (buf.size() the capacity, as for EncodeInto; *pos then just past it):
+// with the version byte (and compressed when compressLevel >= 0 and that is shorter) when
+// `binary`, else the bare term. False when the tape holds a value only the full encoder takes
+// (*pos is then as it was); a TypeError when the arguments are not a tape.
+bool EncodeTapeArgs(AddonData& data, napi_env env, const napi_value args[4], std::string& buf, size_t* pos,
+                    bool binary, int compressLevel);
+
 // binaryToTerm on bytes[0..len): version byte, an optional compressed wrapper, one term, nothing
 // else. `source`: the JS Uint8Array the bytes belong to (binaries are copied from it), or null.
 napi_value DecodeBinary(AddonData& data, napi_env env, const uint8_t* bytes, size_t len,

@@ -19,6 +19,7 @@
 
 #include "byte_reader.h"
 #include "etf.h"
+#include "tape_encoder.h"
 #include "term_codec.h"
 #include "writer.h"
 
@@ -972,6 +973,50 @@ void TermToBinary(AddonData& data, Napi::Value value, std::string& out, const En
   size_t pos = out.size();
   EncodeBinaryInto(data, value.Env(), value, out, &pos, settings);
   out.resize(pos);
+}
+
+bool EncodeTapeArgs(AddonData& data, napi_env env, const napi_value args[4], std::string& buf, size_t* pos,
+                    bool binary, int compressLevel) {
+  napi_typedarray_type type;
+  size_t tapeLength = 0;
+  void* tape = nullptr;
+  bool isTyped = false;
+  ERLPEB_NAPI(env, napi_is_typedarray(env, args[0], &isTyped));
+  if (!isTyped) throw Napi::TypeError::New(env, "an encode tape must be a Float64Array");
+  ERLPEB_NAPI(env, napi_get_typedarray_info(env, args[0], &type, &tapeLength, &tape, nullptr, nullptr));
+  uint32_t n = 0;
+  ERLPEB_NAPI(env, napi_get_value_uint32(env, args[1], &n));
+  if (type != napi_float64_array || n > tapeLength) throw Napi::TypeError::New(env, "bad encode tape");
+  size_t units = 0;
+  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, args[2], nullptr, 0, &units));
+  std::u16string& text = data.encodeText;
+  text.resize(units + 1);
+  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, args[2], &text[0], units + 1, &units));
+  napi_value byteArrays = args[3];
+  auto bytesAt = [&](uint32_t index, const uint8_t** bytes, size_t* length) {
+    napi_value v;
+    bool typed = false;
+    ERLPEB_NAPI(env, napi_get_element(env, byteArrays, index, &v));
+    ERLPEB_NAPI(env, napi_is_typedarray(env, v, &typed));
+    if (!typed) return false;
+    napi_typedarray_type t;
+    void* raw = nullptr;
+    ERLPEB_NAPI(env, napi_get_typedarray_info(env, v, &t, length, &raw, nullptr, nullptr));
+    static const uint8_t kNone[1] = {0};
+    *bytes = raw != nullptr ? static_cast<const uint8_t*>(raw) : kNone;
+    return t == napi_uint8_array;
+  };
+  const auto* t = static_cast<const double*>(tape);
+  bool ok;
+  if (binary) {
+    ok = EncodeTapeInto(t, n, text.data(), units, bytesAt, buf, pos, compressLevel);
+  } else {
+    TapeEncoder encoder(buf, *pos);
+    ok = encoder.Run(t, n, text.data(), units, bytesAt);
+    if (ok) *pos = encoder.pos();
+  }
+  if (text.capacity() > (size_t{4} << 20)) std::u16string().swap(text);  // as termToBinary keeps its buffer
+  return ok;
 }
 
 }  // namespace erlpeb

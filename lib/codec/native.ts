@@ -177,6 +177,48 @@ function encodeFast(b: NativeBinding, term: unknown, compressLevel: number, maxD
   }
 }
 
+/** The fast path's tape of one term, for native code that writes the term into its own output. */
+export interface EncodeTape {
+  tape: Float64Array;
+  length: number;
+  text: string;
+  byteArrays: Uint8Array[];
+}
+const sharedTape: EncodeTape = { tape, length: 0, text: '', byteArrays };
+
+/**
+ * Puts `term` on the fast path's tape for native code that writes it straight into its own output
+ * (a connection's packet: no Buffer in between). Undefined when the value needs the full encoder
+ * (termToBinary). The tape is shared: hand it over at once, then call releaseTape().
+ */
+export function encodeTape(term: unknown): EncodeTape | undefined {
+  if (walking) return undefined;
+  walking = true;
+  tn = 0;
+  text = '';
+  bn = 0;
+  try {
+    if (!walk(term, FAST_DEPTH)) {
+      releaseTape();
+      return undefined;
+    }
+  } finally {
+    walking = false;
+  }
+  sharedTape.tape = tape;
+  sharedTape.length = tn;
+  sharedTape.text = text;
+  return sharedTape;
+}
+
+/** Lets go of the strings and byte arrays encodeTape put on the tape. */
+export function releaseTape(): void {
+  text = '';
+  sharedTape.text = '';
+  if (byteArrays.length !== 0) byteArrays.length = 0;
+  if (tape.length > MAX_KEPT_TAPE) tape = new Float64Array(4096);
+}
+
 /** Encodes `term` in Erlang's external term format (with the version byte 131), as term_to_binary does. */
 export function termToBinary(term: Term, options?: EncodeOptions): Buffer {
   const o = resolveEncodeOptions(options);

@@ -256,6 +256,13 @@ describe('timeouts, aborts and bad input', () => {
     const e = await conn.call('erl_peb_bench_echo', { when: new Date() } as never).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(EncodeError);
     expect((e as EncodeError).path).toContain('when');
+    // Keys Erlang would read as one (lone surrogates are written as U+FFFD): refused, in a call,
+    // an rpc and a send alike, and nothing of them goes out.
+    const twins = { '\uD800': 1, '\uDC00': 2 };
+    await expect(conn.call('erl_peb_bench_echo', twins)).rejects.toBeInstanceOf(EncodeError);
+    await expect(conn.rpc('erlang', 'is_map', [twins])).rejects.toBeInstanceOf(EncodeError);
+    expect(() => conn.send('erl_peb_bench_echo', twins)).toThrow(EncodeError);
+    expect(await conn.call('erl_peb_bench_echo', { '\uD800': 1 })).toEqual(new Map([[Buffer.from('\uFFFD'), 1]]));
     await expect(conn.rpc('erlang', 'node', [], { timeout: -1 })).rejects.toBeInstanceOf(ConfigError);
     await expect(conn.rpc('erlang', 'node', [], { signal: 'no' as never })).rejects.toBeInstanceOf(ConfigError);
     // A pid of another node (here: this connection's own) is not reachable through this one.
