@@ -300,11 +300,31 @@ function describe(p: Pending): string {
   return p.isRpc ? `rpc ${String(p.target)}:${p.fn}/${p.arity}` : `call to ${String(p.target)}`;
 }
 
-/** The RemoteError for an rpc reply `{badrpc, Reason}`, or undefined for any other reply. */
+/** Throws `e`, from a tick of its own (see onEvents). */
 function rethrow(e: unknown): never {
   throw e;
 }
 
+type WriteTerm = (term: Float64Array | Buffer, length?: number, text?: string, byteArrays?: Uint8Array[]) => boolean;
+
+/**
+ * Hands `term` to a native write as the codec's encode tape, which the addon writes straight into
+ * the packet, or, when the fast path does not take it (or the addon declines the tape), encoded
+ * by termToBinary's full encoder, which throws EncodeError for what has no Erlang form.
+ */
+function writeTerm(term: Term, write: WriteTerm): void {
+  const t = encodeTape(term);
+  if (t !== undefined) {
+    try {
+      if (write(t.tape, t.length, t.text, t.byteArrays)) return;
+    } finally {
+      releaseTape();
+    }
+  }
+  write(termToBinary(term));
+}
+
+/** The RemoteError for an rpc reply `{badrpc, Reason}`, or undefined for any other reply. */
 function rpcError(reply: unknown, p: Pending): RemoteError | undefined {
   if (!(reply instanceof Tuple) || reply.elements.length !== 2 || reply.elements[0] !== A_BADRPC) return undefined;
   const what = describe(p);
@@ -494,16 +514,8 @@ export class Connection extends EventEmitter {
       let monitor = this.monitors.get('rex');
       const monitorId = monitor === undefined ? this.nextMonitorId : 0;
       this.holdWrites();
-      const t = args.length === 0 ? undefined : encodeTape(args);
-      let sent = false;
-      if (t !== undefined) {
-        try {
-          sent = this.native.rpc(id, m, f, t.tape, monitorId, t.length, t.text, t.byteArrays);
-        } finally {
-          releaseTape();
-        }
-      }
-      if (!sent) this.native.rpc(id, m, f, args.length === 0 ? NO_ARGS : termToBinary(args as Term[]), monitorId);
+      if (args.length === 0) this.native.rpc(id, m, f, NO_ARGS, monitorId);
+      else writeTerm(args as Term[], (x, n, text, bytes) => this.native.rpc(id, m, f, x, monitorId, n, text, bytes));
       monitor ??= this.addMonitor('rex', 'rex');
       return this.track(id, true, m, f, args.length, timeout, signal, monitor);
     } catch (e) {
@@ -529,16 +541,7 @@ export class Connection extends EventEmitter {
       let monitor = this.monitors.get(key);
       const monitorId = monitor === undefined ? this.nextMonitorId : 0;
       this.holdWrites();
-      const t = encodeTape(request);
-      let sent = false;
-      if (t !== undefined) {
-        try {
-          sent = this.native.call(id, target, t.tape, monitorId, t.length, t.text, t.byteArrays);
-        } finally {
-          releaseTape();
-        }
-      }
-      if (!sent) this.native.call(id, target, termToBinary(request), monitorId);
+      writeTerm(request, (x, n, text, bytes) => this.native.call(id, target, x, monitorId, n, text, bytes));
       monitor ??= this.addMonitor(key, target);
       return this.track(id, false, target, undefined, 0, timeout, signal, monitor);
     } catch (e) {
@@ -551,16 +554,7 @@ export class Connection extends EventEmitter {
     const target = destination(dest, this.node);
     if (!this.usable()) throw this.unusable(`send to ${String(target)}`);
     this.holdWrites();
-    const t = encodeTape(term);
-    let sent = false;
-    if (t !== undefined) {
-      try {
-        sent = this.native.send(target, t.tape, t.length, t.text, t.byteArrays);
-      } finally {
-        releaseTape();
-      }
-    }
-    if (!sent) this.native.send(target, termToBinary(term));
+    writeTerm(term, (x, n, text, bytes) => this.native.send(target, x, n, text, bytes));
   }
 
   /** The next message sent to `self` (see the file comment for who gets a message first). */
