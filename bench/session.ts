@@ -13,12 +13,15 @@
  * generator (autocannon, in this process) and the app do not share an event loop. Every
  * connection has a session of its own: a first request per connection gets a cookie, and the
  * connection sends it with every request, so every measured request reads and writes its session.
- * Same connections, warm-up and duration for each store; the timed rounds go round the stores in
- * turn (a change in the machine's load then falls on all of them), and each figure is the median
- * of a store's rounds. Requests per second and p99 latency come from autocannon; non-2xx answers
- * and errors are counted and shown. The CPU time per request of the app's process and of the
- * store's server (from /proc) is shown too: unlike requests per second, it hardly moves with
- * whatever else the machine is doing.
+ *
+ * This kind of machine changes speed from one few seconds to the next (one MemoryStore app, ten
+ * rounds of 4 s in a row: 347 to 559 µs of CPU per request). So the timed load is cut into many
+ * short rounds, the stores take their turns round by round in an order that rotates, and each
+ * figure is the median of a store's rounds; the ratio of two stores is also given round by round
+ * (their rounds n ran within seconds of each other), and the rounds are in the JSON. Requests per
+ * second and p99 latency come from autocannon; non-2xx answers and errors are counted and shown.
+ * The CPU time per request of the app's process and of the store's server (from /proc) is shown
+ * too.
  *
  * The Erlang node runs with the flags `erl-peb server start` gives it (SERVER_VM_ARGS in
  * lib/cli/server-options.ts: delay_send on distribution sockets, schedulers that do not busy-wait).
@@ -46,8 +49,8 @@ function flag(name: string, fallback: number): number {
 }
 
 /** Seconds of load per store, in ROUNDS rounds taken in turn. */
-const DURATION_S = flag('duration', 15);
-const ROUNDS = flag('rounds', 3);
+const DURATION_S = flag('duration', 40);
+const ROUNDS = flag('rounds', 20);
 const ROUND_S = Math.max(1, Math.round(DURATION_S / ROUNDS));
 const WARMUP_S = flag('warmup', 3);
 const CONNECTIONS = flag('connections', 32);
@@ -282,14 +285,14 @@ async function load(url: string, cookies: string[], seconds: number): Promise<Ro
 }
 
 /** A timed round, with the CPU time the app and the store's server spent on it. */
-async function timedRound(t: Target, seconds: number): Promise<Round> {
-  const app0 = cpuMs(t.app.pid);
-  const store0 = cpuMs(t.storePid);
-  const r = await load(t.app.url, t.cookies, seconds);
-  const app1 = cpuMs(t.app.pid);
-  const store1 = cpuMs(t.storePid);
+async function timedRound(app: App, cookies: string[], storePid: number | undefined, seconds: number): Promise<Round> {
+  const app0 = cpuMs(app.pid);
+  const store0 = cpuMs(storePid);
+  const r = await load(app.url, cookies, seconds);
+  const app1 = cpuMs(app.pid);
+  const store1 = cpuMs(storePid);
   const per = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || r.total === 0 ? null : ((b - a) * 1000) / r.total);
-  return { ...r, appCpuUs: per(app0, app1), storeCpuUs: t.storePid === undefined ? null : per(store0, store1) };
+  return { ...r, appCpuUs: per(app0, app1), storeCpuUs: storePid === undefined ? null : per(store0, store1) };
 }
 
 interface Target {
@@ -300,6 +303,7 @@ interface Target {
   cookies: string[];
   rounds: Round[];
 }
+
 function medianOrNull(xs: Array<number | null>): number | null {
   const known = xs.filter((x): x is number => x !== null);
   return known.length === 0 ? null : median(known);
@@ -329,12 +333,13 @@ async function main(): Promise<void> {
       log(`${LABELS[t.kind]}: warm-up ${WARMUP_S} s`);
       await load(t.app.url, t.cookies, WARMUP_S);
     }
-    // Rounds taken in turn, so that a change in the machine's load falls on every store alike.
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const t of targets) {
-        const r = await timedRound(t, ROUND_S);
+    // The order rotates from round to round, so that no store is always the one timed first.
+    for (let n = 0; n < ROUNDS; n++) {
+      for (let i = 0; i < targets.length; i++) {
+        const t = targets[(n + i) % targets.length]!;
+        const r = await timedRound(t.app, t.cookies, t.storePid, ROUND_S);
         t.rounds.push(r);
-        log(`round ${round}/${ROUNDS}, ${LABELS[t.kind]}: ${Math.round(r.requestsPerSecond)} requests/s, p99 ${r.p99Ms} ms`);
+        log(`round ${n + 1}/${ROUNDS}, ${LABELS[t.kind]}: ${Math.round(r.requestsPerSecond)} requests/s, p99 ${r.p99Ms} ms, app CPU ${r.appCpuUs?.toFixed(0) ?? '?'} µs/req`);
       }
     }
     for (const t of targets) {
@@ -381,19 +386,29 @@ async function main(): Promise<void> {
     'ErlangStore >= connect-redis': red === undefined || erl === undefined ? null : erl >= red,
     'ErlangStore >= 0.9 x MemoryStore': erl === undefined ? null : erl >= 0.9 * mem,
   };
+  // Round n of each store ran within seconds of the others' round n: ratios round by round.
+  const perRound = (a: Result | undefined, b: Result | undefined): number[] | null =>
+    a === undefined || b === undefined ? null : a.rounds.map((r, i) => Number((r.requestsPerSecond / b.rounds[i]!.requestsPerSecond).toFixed(3)));
+  const roundRatios = {
+    'ErlangStore / connect-redis': perRound(results.erlang, results.redis),
+    'ErlangStore / MemoryStore': perRound(results.erlang, results.memory),
+  };
   for (const k of Object.keys(results) as Kind[]) {
     const r = results[k]!;
     if (r.non2xx + r.errors > 0) notes.push(`${r.store}: ${r.non2xx} non-2xx answers and ${r.errors} errors/timeouts`);
     if (!(r.finalCount > 1)) notes.push(`${r.store}: the checked session's counter was ${r.finalCount} after the run: sessions were not kept`);
   }
   report(
-    `express-session, one counter per session (read + write every request): ${CONNECTIONS} connections, autocannon; per store ${WARMUP_S} s of warm-up, then ${ROUNDS} rounds of ${ROUND_S} s taken in turn with the other stores (medians)`,
+    `express-session, one counter per session (read + write every request): ${CONNECTIONS} connections, autocannon; per store ${WARMUP_S} s of warm-up, then ${ROUNDS} rounds of ${ROUND_S} s taken in turn with the other stores, in rotating order (medians)`,
     rows,
-    { machine: machine(), connections: CONNECTIONS, rounds: ROUNDS, roundSeconds: ROUND_S, warmupSeconds: WARMUP_S, targets: goals, results, notes },
+    { machine: machine(), connections: CONNECTIONS, rounds: ROUNDS, roundSeconds: ROUND_S, warmupSeconds: WARMUP_S, targets: goals, roundRatios, results, notes },
   );
   if (!wantJson()) {
     console.log('');
     for (const [t, ok] of Object.entries(goals)) console.log(`target ${t}: ${ok === null ? 'not measured' : ok ? 'met' : 'NOT met'}`);
+    for (const [what, ratios] of Object.entries(roundRatios)) {
+      if (ratios !== null) console.log(`${what}, round by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(' ')}`);
+    }
     if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
     const m = machine();
     console.log(`\nNode ${m.node}, ${m.cores} × ${m.cpu}`);
