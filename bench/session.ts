@@ -285,14 +285,14 @@ async function load(url: string, cookies: string[], seconds: number): Promise<Ro
 }
 
 /** A timed round, with the CPU time the app and the store's server spent on it. */
-async function timedRound(app: App, cookies: string[], storePid: number | undefined, seconds: number): Promise<Round> {
-  const app0 = cpuMs(app.pid);
-  const store0 = cpuMs(storePid);
-  const r = await load(app.url, cookies, seconds);
-  const app1 = cpuMs(app.pid);
-  const store1 = cpuMs(storePid);
+async function timedRound(t: Target, seconds: number): Promise<Round> {
+  const app0 = cpuMs(t.app.pid);
+  const store0 = cpuMs(t.storePid);
+  const r = await load(t.app.url, t.cookies, seconds);
+  const app1 = cpuMs(t.app.pid);
+  const store1 = cpuMs(t.storePid);
   const per = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || r.total === 0 ? null : ((b - a) * 1000) / r.total);
-  return { ...r, appCpuUs: per(app0, app1), storeCpuUs: storePid === undefined ? null : per(store0, store1) };
+  return { ...r, appCpuUs: per(app0, app1), storeCpuUs: t.storePid === undefined ? null : per(store0, store1) };
 }
 
 interface Target {
@@ -303,7 +303,6 @@ interface Target {
   cookies: string[];
   rounds: Round[];
 }
-
 function medianOrNull(xs: Array<number | null>): number | null {
   const known = xs.filter((x): x is number => x !== null);
   return known.length === 0 ? null : median(known);
@@ -337,7 +336,7 @@ async function main(): Promise<void> {
     for (let n = 0; n < ROUNDS; n++) {
       for (let i = 0; i < targets.length; i++) {
         const t = targets[(n + i) % targets.length]!;
-        const r = await timedRound(t.app, t.cookies, t.storePid, ROUND_S);
+        const r = await timedRound(t, ROUND_S);
         t.rounds.push(r);
         log(`round ${n + 1}/${ROUNDS}, ${LABELS[t.kind]}: ${Math.round(r.requestsPerSecond)} requests/s, p99 ${r.p99Ms} ms, app CPU ${r.appCpuUs?.toFixed(0) ?? '?'} µs/req`);
       }
