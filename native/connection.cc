@@ -55,8 +55,14 @@ std::string AtomArg(Napi::Env env, const Napi::Value& v, const char* what) {
 // more. False when the tape holds a value only the full encoder takes (nothing appended).
 bool AppendTerm(Napi::Env env, const Napi::CallbackInfo& info, size_t at, size_t extra, std::string& out) {
   Napi::Value v = info[at];
-  // (Node-API takes any typed array for a Buffer: the tape's type is looked at first.)
-  const bool tape = v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
+  // (Node-API takes any typed array for a Buffer: the tape's type is looked at first, once.)
+  bool typed = false;
+  napi_typedarray_type type = napi_uint8_array;
+  size_t tapeLength = 0;
+  void* tapeData = nullptr;
+  ERLPEB_NAPI(env, napi_is_typedarray(env, v, &typed));
+  if (typed) ERLPEB_NAPI(env, napi_get_typedarray_info(env, v, &type, &tapeLength, &tapeData, nullptr, nullptr));
+  const bool tape = typed && type == napi_float64_array;
   if (!tape && v.IsBuffer()) {
     auto b = v.As<Napi::Buffer<uint8_t>>();
     const uint8_t* p = b.Data();
@@ -67,9 +73,10 @@ bool AppendTerm(Napi::Env env, const Napi::CallbackInfo& info, size_t at, size_t
     return true;
   }
   if (!tape) ThrowType(env, "a term must come as an encode tape or a Buffer");
-  const napi_value args[4] = {v, info[extra], info[extra + 1], info[extra + 2]};
+  const napi_value rest[3] = {info[extra], info[extra + 1], info[extra + 2]};
   size_t pos = out.size();
-  if (!EncodeTapeArgs(AddonData::Of(env), env, args, out, &pos, false, -1)) {
+  if (!EncodeTape(AddonData::Of(env), env, static_cast<const double*>(tapeData), tapeLength, rest, out, &pos,
+                  false, -1)) {
     return false;
   }
   out.resize(pos);  // the encoder took out.size() as capacity
@@ -349,7 +356,7 @@ void Core::DrainOnce(Napi::Env env) {
               if (batch.Add(env, all, at, e.end, whole, e.begin, &b, &x, &value)) {
                 opsBegin = static_cast<double>(b);
                 opsEnd = static_cast<double>(x);
-                value = env.Undefined();
+                value = Napi::Value();  // built in JS from the tape
               } else {
                 kind |= kDecodeFailed;
               }
@@ -371,7 +378,6 @@ void Core::DrainOnce(Napi::Env env) {
         break;
       }
       case EventKind::kConnected:
-        value = env.Undefined();
         break;
       default:
         value = Napi::String::New(env, reinterpret_cast<const char*>(bytes), len);
@@ -381,7 +387,8 @@ void Core::DrainOnce(Napi::Env env) {
     m[4 * i + 1] = static_cast<double>(e.id);
     m[4 * i + 2] = opsBegin;
     m[4 * i + 3] = opsEnd;
-    values.Set(static_cast<uint32_t>(i), value);
+    // A hole reads as undefined: only values made here are set (each Set is a call into V8).
+    if (!value.IsEmpty()) values.Set(static_cast<uint32_t>(i), value);
   }
   Napi::Function cb = wrapper->onEvents.Value();
   if (cb.IsEmpty()) {

@@ -76,6 +76,11 @@ void EncodeBinaryInto(AddonData& data, napi_env env, napi_value value, std::stri
 bool EncodeTapeArgs(AddonData& data, napi_env env, const napi_value args[4], std::string& buf, size_t* pos,
                     bool binary, int compressLevel);
 
+// EncodeTapeArgs for a caller that has read the tape (a Float64Array of tapeLength numbers) itself:
+// rest is (length, text, byteArrays).
+bool EncodeTape(AddonData& data, napi_env env, const double* tape, size_t tapeLength, const napi_value rest[3],
+                std::string& buf, size_t* pos, bool binary, int compressLevel);
+
 // binaryToTerm on bytes[0..len): version byte, an optional compressed wrapper, one term, nothing
 // else. `source`: the JS Uint8Array the bytes belong to (binaries are copied from it), or null.
 napi_value DecodeBinary(AddonData& data, napi_env env, const uint8_t* bytes, size_t len,

@@ -984,15 +984,22 @@ bool EncodeTapeArgs(AddonData& data, napi_env env, const napi_value args[4], std
   ERLPEB_NAPI(env, napi_is_typedarray(env, args[0], &isTyped));
   if (!isTyped) throw Napi::TypeError::New(env, "an encode tape must be a Float64Array");
   ERLPEB_NAPI(env, napi_get_typedarray_info(env, args[0], &type, &tapeLength, &tape, nullptr, nullptr));
+  if (type != napi_float64_array) throw Napi::TypeError::New(env, "bad encode tape");
+  return EncodeTape(data, env, static_cast<const double*>(tape), tapeLength, args + 1, buf, pos, binary,
+                    compressLevel);
+}
+
+bool EncodeTape(AddonData& data, napi_env env, const double* tape, size_t tapeLength, const napi_value rest[3],
+                std::string& buf, size_t* pos, bool binary, int compressLevel) {
   uint32_t n = 0;
-  ERLPEB_NAPI(env, napi_get_value_uint32(env, args[1], &n));
-  if (type != napi_float64_array || n > tapeLength) throw Napi::TypeError::New(env, "bad encode tape");
+  ERLPEB_NAPI(env, napi_get_value_uint32(env, rest[0], &n));
+  if (n > tapeLength) throw Napi::TypeError::New(env, "bad encode tape");
   size_t units = 0;
-  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, args[2], nullptr, 0, &units));
+  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, rest[1], nullptr, 0, &units));
   std::u16string& text = data.encodeText;
   text.resize(units + 1);
-  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, args[2], &text[0], units + 1, &units));
-  napi_value byteArrays = args[3];
+  ERLPEB_NAPI(env, napi_get_value_string_utf16(env, rest[1], &text[0], units + 1, &units));
+  napi_value byteArrays = rest[2];
   auto bytesAt = [&](uint32_t index, const uint8_t** bytes, size_t* length) {
     napi_value v;
     bool typed = false;
@@ -1006,7 +1013,7 @@ bool EncodeTapeArgs(AddonData& data, napi_env env, const napi_value args[4], std
     *bytes = raw != nullptr ? static_cast<const uint8_t*>(raw) : kNone;
     return t == napi_uint8_array;
   };
-  const auto* t = static_cast<const double*>(tape);
+  const double* t = tape;
   bool ok;
   if (binary) {
     ok = EncodeTapeInto(t, n, text.data(), units, bytesAt, buf, pos, compressLevel);
