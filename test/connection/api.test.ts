@@ -181,6 +181,15 @@ describe('send, self and receive', () => {
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it('delivers what was sent just before close()', async () => {
+    // Writes are held to the end of the turn; close() in the same turn must not drop them.
+    const sender = await connect({ node: node.name, cookie: node.cookie, config: false });
+    const r = conn.receive({ timeout: 5000 });
+    sender.send('erl_peb_mirror', tuple(conn.self, atom('sent, then closed')));
+    sender.close();
+    expect(await r).toBe(atom('sent, then closed'));
+  });
+
   it("emits 'message' when nothing waits in receive()", async () => {
     const seen = new Promise((resolve) => conn.once('message', resolve));
     conn.send('erl_peb_mirror', tuple(conn.self, atom('event')));
