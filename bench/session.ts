@@ -27,14 +27,12 @@
  * lib/cli/server-options.ts: delay_send on distribution sockets, schedulers that do not busy-wait).
  * BENCH_ERL_ARGS='...' replaces those flags (BENCH_ERL_ARGS='' for Erlang's defaults).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { SERVER_VM_ARGS } from '../dist/cli/server-options';
 import { startNode, type ErlangNode } from '../test/support/erlang-node';
 import { machine, median, report, wantJson, type Row } from './harness';
+import { cpuMs, startRedis, waitForLine, type Redis } from './processes';
 
 const ROOT = join(__dirname, '..');
 const EBIN = join(ROOT, 'erlang', 'ebin');
@@ -109,78 +107,6 @@ async function serve(kind: Kind): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // The load (this process)
-
-/** CPU time (user + system) a process has used, ms, from /proc (undefined elsewhere). */
-function cpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
-    return (ticks * 1000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-/** Linux's USER_HZ: 100 on every architecture Node runs on. */
-const CLOCK_TICKS = 100;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** Resolves with the first line of `child`'s stdout that matches, rejects if it exits first. */
-function waitForLine(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const rl = createInterface({ input: child.stdout! });
-    const onExit = (code: number | null): void => reject(new Error(`${what} exited (${code}) before it was ready: ${stderr}`));
-    child.once('exit', onExit);
-    rl.on('line', (line) => {
-      const m = pattern.exec(line);
-      if (m) {
-        child.off('exit', onExit);
-        resolve(m);
-      }
-    });
-  });
-}
-
-interface Redis {
-  port: number;
-  pid: number | undefined;
-  stop(): Promise<void>;
-}
-
-async function startRedis(notes: string[]): Promise<Redis | null> {
-  if (spawnSync('redis-server', ['--version']).status !== 0) {
-    notes.push('connect-redis skipped: no redis-server on PATH (Debian: apt-get install redis-server)');
-    return null;
-  }
-  const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await waitForLine(server, /Ready to accept connections/, 'redis-server');
-  return {
-    port,
-    pid: server.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        if (server.exitCode !== null) return resolve();
-        server.once('exit', () => resolve());
-        server.kill('SIGTERM');
-      }),
-  };
-}
 
 interface App {
   url: string;
