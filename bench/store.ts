@@ -20,6 +20,9 @@
  * Each store runs in a child process of its own (this file with --drive), which waits for a line
  * on stdin, runs one timed round and answers one line of JSON; the stores take their turns round
  * by round in an order that rotates, and each figure is the median of a store's rounds.
+ *
+ * The Erlang node runs with the flags `erl-peb server start` gives it, as in bench:session;
+ * BENCH_ERL_ARGS='...' replaces them (BENCH_ERL_ARGS='' for Erlang's defaults).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -241,7 +244,8 @@ async function main(): Promise<void> {
   const drivers: Driver[] = [];
   const storeCpu: Partial<Record<Kind, number[]>> = {};
   try {
-    node = await startNode({ codePaths: [EBIN], args: [...SERVER_VM_ARGS] });
+    const vmArgs = process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : [...SERVER_VM_ARGS];
+    node = await startNode({ codePaths: [EBIN], args: vmArgs });
     const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
     if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
     if (wanted('redis')) redis = await startRedis(notes);
