@@ -56,6 +56,11 @@ export function percentile(xs: number[], p: number): number {
 
 export const wantJson = (): boolean => process.argv.includes('--json');
 
+/** A line of progress on stderr (none with --json, whose stdout is the result). */
+export function progress(s: string): void {
+  if (!wantJson()) process.stderr.write(`${s}\n`);
+}
+
 export type Row = Record<string, string | number | null>;
 
 /** Prints rows as a Markdown table (the README's form), or as one JSON line with `--json`. */

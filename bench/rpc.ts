@@ -15,13 +15,14 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Connection } from '../dist/connection';
 import { startNode, type ErlangNode } from '../test/support/erlang-node';
-import { machine, median, report, wantJson, type Row } from './harness';
+import { machine, median, progress as log, report, wantJson, type Row } from './harness';
+import { freePort } from './processes';
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = 3;
@@ -35,9 +36,6 @@ const TCP_ECHO = join(__dirname, 'c', 'tcp_echo.c');
 const ECHO_CALLS = quick ? 5000 : 20_000;
 
 const notes: string[] = [];
-const log = (s: string): void => {
-  if (!wantJson()) process.stderr.write(`${s}\n`);
-};
 
 type Op = () => Promise<unknown>;
 
@@ -110,17 +108,6 @@ function cRun(bin: string, node: ErlangNode, mode: 'call' | 'rpc', inflight: num
 interface RedisPeer {
   get: Op;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 async function startRedis(): Promise<RedisPeer | null> {

@@ -29,46 +29,26 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { SERVER_VM_ARGS } from '../dist/cli/server-options';
-import { startNode, type ErlangNode } from '../test/support/erlang-node';
-import { machine, median, report, wantJson, type Row } from './harness';
+import type { ErlangNode } from '../test/support/erlang-node';
+import { machine, median, progress as log, report, wantJson, type Row } from './harness';
 import { cpuMs, startRedis, waitForLine, type Redis } from './processes';
+import { intFlag, makeStore, printFooter, runAs, startSessionNode, STORE_LABELS, wantedStores, type StoreKind } from './stores';
 
 const ROOT = join(__dirname, '..');
 const EBIN = join(ROOT, 'erlang', 'ebin');
 const SECRET = 'erl-peb bench: not a secret';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} takes a positive integer`);
-  return n;
-}
-
 /** Seconds of load per store, in ROUNDS rounds taken in turn. */
-const DURATION_S = flag('duration', 40);
-const ROUNDS = flag('rounds', 20);
+const DURATION_S = intFlag('duration', 40);
+const ROUNDS = intFlag('rounds', 20);
 const ROUND_S = Math.max(1, Math.round(DURATION_S / ROUNDS));
-const WARMUP_S = flag('warmup', 3);
-const CONNECTIONS = flag('connections', 32);
+const WARMUP_S = intFlag('warmup', 3);
+const CONNECTIONS = intFlag('connections', 32);
 /** `--only erlang,memory`: a subset of the stores (MemoryStore is always measured: the others are compared with it). */
-const ONLY = (() => {
-  const i = process.argv.indexOf('--only');
-  return i < 0 ? undefined : new Set(process.argv[i + 1]!.split(','));
-})();
-const wanted = (k: string): boolean => ONLY === undefined || ONLY.has(k);
+const wanted = wantedStores();
 
-type Kind = 'erlang' | 'redis' | 'memory';
-const LABELS: Record<Kind, string> = {
-  erlang: 'ErlangStore (erl-peb, ETS)',
-  redis: 'connect-redis (redis-server)',
-  memory: 'MemoryStore (in process)',
-};
-
-const log = (s: string): void => {
-  if (!wantJson()) process.stderr.write(`${s}\n`);
-};
+type Kind = StoreKind;
+const LABELS = STORE_LABELS;
 
 // ---------------------------------------------------------------------------------------------
 // The app (child process): `bench/session.ts --serve <kind>`
@@ -77,18 +57,8 @@ async function serve(kind: Kind): Promise<void> {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const express = require('express') as typeof import('express');
   const session = require('express-session') as typeof import('express-session');
-  let store: import('express-session').Store | undefined;
-  if (kind === 'erlang') {
-    const { ErlangStore } = require('../dist/express') as typeof import('../dist/express');
-    store = new ErlangStore({ connect: { node: process.env.BENCH_ERL_NODE!, cookie: process.env.BENCH_ERL_COOKIE!, config: false } });
-  } else if (kind === 'redis') {
-    const { createClient } = require('redis') as typeof import('redis');
-    const { RedisStore } = require('connect-redis') as typeof import('connect-redis');
-    const client = createClient({ url: `redis://127.0.0.1:${process.env.BENCH_REDIS_PORT}` });
-    await client.connect();
-    store = new RedisStore({ client });
-  }
   /* eslint-enable @typescript-eslint/no-require-imports */
+  const store = await makeStore(kind);
   const app = express();
   app.disable('x-powered-by');
   app.use(session({ secret: SECRET, resave: false, saveUninitialized: false, store }));
@@ -241,10 +211,7 @@ async function main(): Promise<void> {
   const results: Partial<Record<Kind, Result>> = {};
   const targets: Target[] = [];
   try {
-    const vmArgs = process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : [...SERVER_VM_ARGS];
-    node = await startNode({ codePaths: [EBIN], args: vmArgs });
-    const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
-    if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
+    node = await startSessionNode(EBIN);
     if (wanted('redis')) redis = await startRedis(notes);
 
     const envs: Array<[Kind, NodeJS.ProcessEnv, number | undefined]> = [['memory', {}, undefined]];
@@ -334,21 +301,8 @@ async function main(): Promise<void> {
     for (const [what, ratios] of Object.entries(roundRatios)) {
       if (ratios !== null) console.log(`${what}, round by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(' ')}`);
     }
-    if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
-    const m = machine();
-    console.log(`\nNode ${m.node}, ${m.cores} × ${m.cpu}`);
+    printFooter(notes);
   }
 }
 
-const serveAt = process.argv.indexOf('--serve');
-if (serveAt >= 0) {
-  serve(process.argv[serveAt + 1] as Kind).catch((e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-} else {
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exitCode = 1;
-  });
-}
+runAs('serve', serve, main);

@@ -28,45 +28,25 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { SERVER_VM_ARGS } from '../dist/cli/server-options';
-import { startNode, type ErlangNode } from '../test/support/erlang-node';
-import { machine, median, percentile, report, wantJson, type Row } from './harness';
+import type { ErlangNode } from '../test/support/erlang-node';
+import { machine, median, percentile, progress as log, report, wantJson, type Row } from './harness';
 import { cpuMs, startRedis, waitForLine, type Redis } from './processes';
+import { intFlag, makeStore, printFooter, runAs, startSessionNode, STORE_LABELS, wantedStores, type StoreKind } from './stores';
 
 const ROOT = join(__dirname, '..');
 const EBIN = join(ROOT, 'erlang', 'ebin');
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} takes a positive integer`);
-  return n;
-}
-
 /** get + set pairs offered per second. */
-const RATE = flag('rate', 5000);
-const ROUNDS = flag('rounds', 10);
-const ROUND_S = flag('seconds', 3);
+const RATE = intFlag('rate', 5000);
+const ROUNDS = intFlag('rounds', 10);
+const ROUND_S = intFlag('seconds', 3);
 const WARMUP_S = 2;
 /** Sessions the pairs go round; also the most pairs in flight at once. */
 const SESSIONS = 64;
-const ONLY = (() => {
-  const i = process.argv.indexOf('--only');
-  return i < 0 ? undefined : new Set(process.argv[i + 1]!.split(','));
-})();
-const wanted = (k: string): boolean => ONLY === undefined || ONLY.has(k);
+const wanted = wantedStores();
 
-type Kind = 'erlang' | 'redis' | 'memory';
-const LABELS: Record<Kind, string> = {
-  erlang: 'ErlangStore (erl-peb, ETS)',
-  redis: 'connect-redis (redis-server)',
-  memory: 'MemoryStore (in process)',
-};
-
-const log = (s: string): void => {
-  if (!wantJson()) process.stderr.write(`${s}\n`);
-};
+type Kind = StoreKind;
+const LABELS = STORE_LABELS;
 
 interface Round {
   /** Pairs finished per second. */
@@ -92,22 +72,9 @@ function mainThreadCpuMs(): number {
 }
 
 async function drive(kind: Kind): Promise<void> {
-  /* eslint-disable @typescript-eslint/no-require-imports */
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const session = require('express-session') as typeof import('express-session');
-  let store: import('express-session').Store;
-  if (kind === 'erlang') {
-    const { ErlangStore } = require('../dist/express') as typeof import('../dist/express');
-    store = new ErlangStore({ connect: { node: process.env.BENCH_ERL_NODE!, cookie: process.env.BENCH_ERL_COOKIE!, config: false } });
-  } else if (kind === 'redis') {
-    const { createClient } = require('redis') as typeof import('redis');
-    const { RedisStore } = require('connect-redis') as typeof import('connect-redis');
-    const client = createClient({ url: `redis://127.0.0.1:${process.env.BENCH_REDIS_PORT}` });
-    await client.connect();
-    store = new RedisStore({ client });
-  } else {
-    store = new session.MemoryStore();
-  }
-  /* eslint-enable @typescript-eslint/no-require-imports */
+  const store = await makeStore(kind);
   type Data = import('express-session').SessionData & { count: number };
   const get = (sid: string): Promise<Data> =>
     new Promise((resolve, reject) => store.get(sid, (err, s) => (err ? reject(err) : s ? resolve(s as Data) : reject(new Error(`session ${sid} is missing`)))));
@@ -116,7 +83,9 @@ async function drive(kind: Kind): Promise<void> {
   // A session as express-session hands it to a store: its Cookie, and the app's data.
   const sids = Array.from({ length: SESSIONS }, (_, i) => `bench-store-${process.pid}-${i}`);
   for (const sid of sids) {
-    const cookie = new session.Cookie({ maxAge: 86_400_000, httpOnly: true, path: '/' });
+    // (@types/express-session leaves out the constructor's options.)
+    const CookieWithOptions = session.Cookie as unknown as new (o: object) => import('express-session').Cookie;
+    const cookie = new CookieWithOptions({ maxAge: 86_400_000, httpOnly: true, path: '/' });
     await set(sid, { cookie, count: 0 } as unknown as Data);
   }
   const busy = new Set<string>();
@@ -244,10 +213,7 @@ async function main(): Promise<void> {
   const drivers: Driver[] = [];
   const storeCpu: Partial<Record<Kind, number[]>> = {};
   try {
-    const vmArgs = process.env.BENCH_ERL_ARGS !== undefined ? process.env.BENCH_ERL_ARGS.split(' ').filter(Boolean) : [...SERVER_VM_ARGS];
-    node = await startNode({ codePaths: [EBIN], args: vmArgs });
-    const started = await node.evalText('erl_peb:start_server(#{backend => ets})');
-    if (started !== 'ok') throw new Error(`the session server did not start: ${started}`);
+    node = await startSessionNode(EBIN);
     if (wanted('redis')) redis = await startRedis(notes);
     const envs: Array<[Kind, NodeJS.ProcessEnv]> = [['memory', {}]];
     if (wanted('erlang')) envs.push(['erlang', { BENCH_ERL_NODE: node.name, BENCH_ERL_COOKIE: node.cookie }]);
@@ -319,21 +285,8 @@ async function main(): Promise<void> {
     for (const [what, ratios] of Object.entries(roundRatios)) {
       if (ratios !== null) console.log(`\n${what}, main-thread CPU round by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(' ')}`);
     }
-    if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
-    const m = machine();
-    console.log(`\nNode ${m.node}, ${m.cores} × ${m.cpu}`);
+    printFooter(notes);
   }
 }
 
-const driveAt = process.argv.indexOf('--drive');
-if (driveAt >= 0) {
-  drive(process.argv[driveAt + 1] as Kind).catch((e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-} else {
-  main().catch((e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+runAs('drive', drive, main);
