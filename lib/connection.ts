@@ -632,8 +632,9 @@ export class Connection extends EventEmitter {
    * Everything written during one turn of the event loop goes out in one write at the end of the
    * turn (its check phase), as node-redis does: a server answering many requests at once makes
    * many calls per turn, and each write to the socket costs the process (and the node) far more
-   * than the call's bytes. Writing a call on an idle connection at once instead made a session
-   * server's app write twice as often for no gain in round trip (measured; README).
+   * than the call's bytes. Writing a call on an idle connection at once instead made an Express
+   * app with ErlangStore write to the socket 2.7 times as often, for no round-trip gain that
+   * could be measured (README, "Session benchmark"). close() sends what is held.
    */
   private holdWrites(): void {
     if (this.corked) return;
