@@ -7,11 +7,14 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
-/** CPU time (user + system) a process has used, ms, from /proc (undefined elsewhere). */
-export function cpuMs(pid: number | undefined): number | undefined {
+/**
+ * CPU time (user + system) a process has used, ms, from /proc (undefined elsewhere); with `tid`,
+ * that one thread's.
+ */
+export function cpuMs(pid: number | undefined, tid?: number): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
     return (ticks * 1000) / CLOCK_TICKS;

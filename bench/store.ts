@@ -25,7 +25,6 @@
  * BENCH_ERL_ARGS='...' replaces them (BENCH_ERL_ARGS='' for Erlang's defaults).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ErlangNode } from '../test/support/erlang-node';
@@ -64,12 +63,8 @@ interface Round {
 // ---------------------------------------------------------------------------------------------
 // The driver (child process): `bench/store.ts --drive <kind>`
 
-/** This thread's CPU time (user + system), ms: the main thread only, not the I/O thread. */
-function mainThreadCpuMs(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
+/** The main thread's CPU time (user + system), ms: not the connection's I/O thread. */
+const mainThreadCpuMs = (): number => cpuMs(process.pid, process.pid) ?? NaN;
 
 async function drive(kind: Kind): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -82,9 +77,9 @@ async function drive(kind: Kind): Promise<void> {
 
   // A session as express-session hands it to a store: its Cookie, and the app's data.
   const sids = Array.from({ length: SESSIONS }, (_, i) => `bench-store-${process.pid}-${i}`);
+  // (@types/express-session leaves out the constructor's options.)
+  const CookieWithOptions = session.Cookie as unknown as new (o: object) => import('express-session').Cookie;
   for (const sid of sids) {
-    // (@types/express-session leaves out the constructor's options.)
-    const CookieWithOptions = session.Cookie as unknown as new (o: object) => import('express-session').Cookie;
     const cookie = new CookieWithOptions({ maxAge: 86_400_000, httpOnly: true, path: '/' });
     await set(sid, { cookie, count: 0 } as unknown as Data);
   }
