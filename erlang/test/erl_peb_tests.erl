@@ -319,9 +319,13 @@ server_restart() ->
     {ok, 1} = erl_peb:set(<<"kept">>, x, 60000),
     Old = whereis(erl_peb:server()),
     exit(Old, kill),
-    ok = eventually(fun() -> is_pid(whereis(erl_peb:server())) andalso whereis(erl_peb:server()) =/= Old end, 5000),
+    %% The name is registered before init runs: ready is when the supervisor has the new child.
+    ok = eventually(fun() -> case restarted_server() of Pid when is_pid(Pid) -> Pid =/= Old; _ -> false end end, 5000),
     ?assertMatch({ok, x, _, 1}, erl_peb:call({get, <<"kept">>})),
     ?assertEqual({ok, 2}, erl_peb:set(<<"kept">>, y, 60000)).
+
+restarted_server() ->
+    hd([Pid || {erl_peb_session_server, Pid, _, _} <- supervisor:which_children(erl_peb_sup)]).
 
 atoms() ->
     %% Every code path runs once first, so that loading modules does not count.
