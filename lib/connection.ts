@@ -98,6 +98,16 @@ const EV_CONNECT_FAILED = 4;
 const EV_DISCONNECTED = 5;
 const DECODE_FAILED = 0x80;
 
+/**
+ * The connections holding writes for the end of this turn (their uncork functions). A
+ * process.exit() in that turn ends the process before the turn ends: its 'exit' event sends them.
+ */
+const holdingWrites = new Set<() => void>();
+let exitHookAdded = false;
+function sendHeldWrites(): void {
+  for (const uncork of holdingWrites) uncork();
+}
+
 const MAILBOX_LIMIT = 10_000;
 /** Monitors kept for targets with nothing pending, beyond which the oldest are dropped. */
 const MONITOR_LIMIT = 1024;
@@ -401,6 +411,7 @@ export class Connection extends EventEmitter {
   private corked = false;
   private readonly uncorkFn = (): void => {
     this.corked = false;
+    holdingWrites.delete(this.uncorkFn);
     if (this.currentState !== 'closed') this.native.uncork();
   };
   private readonly updateRefFn = (): void => this.updateRef();
@@ -634,13 +645,19 @@ export class Connection extends EventEmitter {
    * many calls per turn, and each write to the socket costs the process (and the node) far more
    * than the call's bytes. Writing a call on an idle connection at once instead made an Express
    * app with ErlangStore write to the socket 2.7 times as often, for no round-trip gain that
-   * could be measured (README, "Session benchmark"). close() sends what is held.
+   * could be measured (README, "Session benchmark"). close() sends what is held, and so does
+   * the process's 'exit' event (process.exit() in the same turn).
    */
   private holdWrites(): void {
     if (this.corked) return;
     this.corked = true;
     this.native.cork();
     setImmediate(this.uncorkFn);
+    holdingWrites.add(this.uncorkFn);
+    if (!exitHookAdded) {
+      exitHookAdded = true;
+      process.on('exit', sendHeldWrites);
+    }
   }
 
   private addMonitor(key: string, target: string | Pid): Monitor {

@@ -35,6 +35,15 @@ describe('connection lifetime', () => {
     expect(r).toMatchObject({ code: 0, signal: null });
   });
 
+  it('sends what was sent in the turn that calls process.exit()', async () => {
+    await node.eval('register(lifecycle_inbox, spawn(fun() -> receive M -> receive {get, F} -> F ! M end end end))');
+    const r = await runChild('send-exit');
+    expect(r).toMatchObject({ code: 0, signal: null });
+    expect(await node.evalText('lifecycle_inbox ! {get, self()}, receive M -> M after 5000 -> nothing end')).toBe(
+      '<<"sent, then exited">>',
+    );
+  });
+
   it('closes a connection the garbage collector takes, and keeps one that something waits on', async () => {
     const r = await runChild('gc', ['--expose-gc']);
     expect(r.stderr).toBe('');
